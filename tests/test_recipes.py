@@ -1,0 +1,81 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from text2token import Text2TokenModel
+from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
+
+from model_fixtures import SENTENCES, tiny_backbone
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE_TYPES = (ModelArguments, DataArguments, Text2TokenTrainingArguments)
+TRAINING_RECIPES = sorted(p for p in (ROOT / "recipes").glob("*/*.yaml") if p.parent.name != "accelerate_configs")
+
+
+def _load_train_script():
+    spec = importlib.util.spec_from_file_location("recipe_train", ROOT / "recipes" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_recipe_parses(recipe):
+    model_args, data_args, training_args = parse_recipe_args(RECIPE_TYPES, ["--config", str(recipe)])
+    assert training_args.learning_rate > 0 and model_args.lora_r > 0
+
+
+def test_command_line_overrides_the_yaml():
+    recipe = str(ROOT / "recipes/smollm2-135m/stage1.yaml")
+    model_args, _, training_args = parse_recipe_args(RECIPE_TYPES, ["--config", recipe, "--max_steps", "7",
+                                                                    "--pooling", "last"])
+    assert training_args.max_steps == 7 and model_args.pooling == "last"
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("learning_rate: 1.0e-4\nlerning_rate: 2.0e-4\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown option\(s\) \['lerning_rate'\]"):
+        parse_recipe_args(RECIPE_TYPES, ["--config", str(config)])
+
+
+def test_wrongly_typed_yaml_value_is_refused(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("max_steps: many\n")
+    with pytest.raises(ValueError, match="bad.yaml: option --max_steps.*invalid int value: 'many'"):
+        parse_recipe_args(RECIPE_TYPES, ["--config", str(config)])
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        parse_recipe_args(RECIPE_TYPES, ["--config", str(tmp_path / "nope.yaml")])
+
+
+@pytest.fixture
+def tiny_backbone_dir(tmp_path, real_tokenizer):
+    folder = tmp_path / "backbone"
+    tiny_backbone(len(real_tokenizer), real_tokenizer.pad_token_id).save_pretrained(folder)
+    real_tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_train_recipe_trains_saves_and_resumes(tmp_path, tiny_backbone_dir):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES * 6))
+    out = tmp_path / "run"
+    common = ["--config", str(ROOT / "recipes/smollm2-135m/stage1.yaml"), "--backbone", str(tiny_backbone_dir),
+              "--corpus", str(corpus), "--output_dir", str(out), "--per_device_train_batch_size", "4",
+              "--save_steps", "2", "--logging_steps", "1", "--warmup_steps", "0"]
+    train = _load_train_script()
+    train.main(common + ["--max_steps", "4"])
+    assert (out / "checkpoint-4").is_dir() and (out / "targets").is_dir()
+    model = Text2TokenModel.from_pretrained(out)
+    assert model.config.lora is None and model.encode(SENTENCES).shape[0] == len(SENTENCES)
+
+    train.main(common + ["--max_steps", "6"])  # same command, longer: resumes from checkpoint-4
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    steps = [log["step"] for log in state["log_history"] if "loss" in log]
+    assert steps == [1, 2, 3, 4, 5, 6], "the resumed run continues the step count, it does not restart"

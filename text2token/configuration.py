@@ -1,0 +1,50 @@
+"""Configuration of a Text2Token embedding model: which backbone, how it pools, how it attends."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+POOLING_MODES = ("mean", "last")
+ATTENTION_MODES = ("causal", "bidirectional")
+
+# PromptEOL (Jiang et al., 2023), the prompt the paper pairs with last-token pooling.
+PROMPT_EOL = 'This sentence : "{text}" means in one word:"'
+
+
+class Text2TokenConfig(PreTrainedConfig):
+    """Config of a [`Text2TokenModel`].
+
+    Args:
+        lm_config: config of the causal-LM backbone (any `AutoModelForCausalLM` architecture).
+        pooling: `"mean"` over non-padding tokens, or `"last"` non-padding token.
+        attention: `"causal"` (the backbone as trained) or `"bidirectional"`.
+        prompt: template with a `{text}` slot wrapped around every input; `None` means the raw text.
+            Last pooling needs a prompt (the paper uses PromptEOL), so it defaults to `PROMPT_EOL`.
+        lora: the LoRA settings of an adapter that is *not merged* into the weights (r, lora_alpha,
+            lora_dropout, target_modules); `None` once merged or when there never was one.
+        max_length: truncation length in tokens, prompt included.
+    """
+
+    model_type = "text2token"
+    sub_configs_defaults = {"lm_config": SubConfigSpec(config_class=AutoConfig, model_type="llama")}
+
+    lm_config: dict | PreTrainedConfig | None = None
+    pooling: str = "mean"
+    attention: str = "causal"
+    prompt: str | None = None
+    lora: dict | None = None
+    max_length: int = 128
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f"pooling={self.pooling!r}: expected one of {POOLING_MODES}")
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(f"attention={self.attention!r}: expected one of {ATTENTION_MODES}")
+        if self.pooling == "last" and self.prompt is None:
+            self.prompt = PROMPT_EOL
+        if self.prompt is not None and "{text}" not in self.prompt:
+            raise ValueError(f"prompt={self.prompt!r} has no '{{text}}' slot for the input text")
+        if self.max_length < 1:
+            raise ValueError(f"max_length={self.max_length}: must be a positive number of tokens")

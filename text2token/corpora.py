@@ -1,0 +1,58 @@
+"""Training corpora: the packaged WordNet snapshot, or any text file, local dataset or Hub dataset."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+import datasets
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CORPUS = "wordnet-glosses"
+_PACKAGED = {DEFAULT_CORPUS: "corpora/wordnet_glosses/corpus.parquet"}
+_FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+
+
+def packaged_corpus_path(name: str) -> Path:
+    return Path(str(resources.files("text2token.resources").joinpath(_PACKAGED[name])))
+
+
+def load_corpus(
+    source: str = DEFAULT_CORPUS,
+    *,
+    text_column: str = "text",
+    split: str = "train",
+    max_rows: int | None = None,
+) -> datasets.Dataset:
+    """Load a text corpus as a `datasets.Dataset`.
+
+    `source` is one of: a packaged corpus name (`wordnet-glosses`); a `.txt` file (one text per
+    non-blank line); a `.parquet`/`.csv`/`.json`/`.jsonl` file; a folder written by `save_to_disk`;
+    or a Hub dataset id (`load_dataset(source, split=split)`).
+    """
+    path = Path(source)
+    if source in _PACKAGED:
+        dataset = datasets.Dataset.from_parquet(str(packaged_corpus_path(source)))
+    elif path.suffix == ".txt":
+        if not path.is_file():
+            raise FileNotFoundError(f"corpus file {source} does not exist")
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        dataset = datasets.Dataset.from_dict({text_column: [line for line in lines if line]})
+    elif path.suffix in _FILE_BUILDERS:
+        if not path.is_file():
+            raise FileNotFoundError(f"corpus file {source} does not exist")
+        dataset = datasets.load_dataset(_FILE_BUILDERS[path.suffix], data_files=str(path), split="train")
+    elif path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "state.json").is_file()):
+        dataset = datasets.load_from_disk(str(path))
+    elif path.exists():
+        raise ValueError(f"corpus {source}: not a .txt/.parquet/.csv/.json/.jsonl file nor a saved dataset folder")
+    else:
+        dataset = datasets.load_dataset(source, split=split)
+    if text_column not in dataset.column_names:
+        raise ValueError(f"corpus {source}: no text column {text_column!r}; its columns are {dataset.column_names}")
+    if max_rows is not None and max_rows < len(dataset):
+        dataset = dataset.select(range(max_rows))
+    logger.info("Loaded corpus %s: %d rows", source, len(dataset))
+    return dataset

@@ -1,0 +1,244 @@
+"""`Text2TokenModel`: a causal LM whose pooled hidden state is read through its own LM head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import ModelOutput
+
+from . import adapters
+from .attention import set_attention_mode
+from .configuration import Text2TokenConfig
+from .losses import TokenTargetKLLoss
+from .pooling import pool, position_ids_from_mask
+from .tokenization import ensure_pad_token, tokenize_texts
+
+
+@dataclass
+class Text2TokenOutput(ModelOutput):
+    """loss: KL(q || p) when targets were given; embeddings: pooled `h` [B, hidden];
+    logits: `W h` [B, vocab] in fp32 (never [B, seq, vocab])."""
+
+    loss: torch.FloatTensor | None = None
+    embeddings: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+
+
+class Text2TokenPreTrainedModel(PreTrainedModel):
+    config_class = Text2TokenConfig
+    base_model_prefix = "text2token"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+
+    def _init_weights(self, module):
+        # Every weight comes from the backbone (pretrained or its own initialiser) or from peft.
+        pass
+
+
+class Text2TokenModel(Text2TokenPreTrainedModel):
+    """Backbone + pooling + frozen LM-head projection + token-target KL loss.
+
+    Build one around a pretrained causal LM with `Text2TokenModel.from_backbone(...)`; reload a saved
+    one with `from_pretrained` (or `AutoModel.from_pretrained` once `text2token` is imported).
+    """
+
+    def __init__(self, config: Text2TokenConfig, backbone: PreTrainedModel | None = None):
+        super().__init__(config)
+        self.backbone = backbone if backbone is not None else AutoModelForCausalLM.from_config(config.lm_config)
+        set_attention_mode(self.backbone, config.attention)
+        if config.lora is not None and not adapters.has_lora(self.backbone):
+            adapters.inject_lora(self.backbone, config.lora)
+        self.loss_fn = TokenTargetKLLoss()
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self.post_init()
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone: str | PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        *,
+        pooling: str = "mean",
+        attention: str = "causal",
+        prompt: str | None = None,
+        max_length: int = 128,
+        lora: dict | adapters.LoraSettings | None = None,
+        dtype: torch.dtype | str | None = None,
+        attn_implementation: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> "Text2TokenModel":
+        """Wrap a causal LM (a loaded model, a local folder or a Hub id) and optionally add LoRA."""
+        if isinstance(backbone, str):
+            source = backbone
+            backbone = AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, attn_implementation=attn_implementation,
+                trust_remote_code=trust_remote_code, use_safetensors=True,
+            )
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        if tokenizer is None:
+            raise ValueError("from_backbone needs a tokenizer when given an already-loaded backbone")
+        attn = backbone.config._attn_implementation
+        config = Text2TokenConfig(
+            lm_config=backbone.config, pooling=pooling, attention=attention, prompt=prompt, max_length=max_length,
+        )
+        # A new composite config resets its sub-config's attention kernel; keep the one the backbone runs.
+        config._attn_implementation = attn
+        model = cls(config, backbone=backbone)
+        model.tokenizer = tokenizer
+        if lora is not None:
+            model.add_lora(lora)
+        return model
+
+    def add_lora(self, lora: dict | adapters.LoraSettings | None = None) -> None:
+        """Add a fresh LoRA adapter (paper defaults when `lora` is None); only it will train."""
+        if adapters.has_lora(self.backbone):
+            raise ValueError("this model already has a LoRA adapter: merge it (merge_lora) before adding another")
+        settings = (lora or adapters.LoraSettings())
+        settings = settings.to_dict() if isinstance(settings, adapters.LoraSettings) else dict(settings)
+        adapters.inject_lora(self.backbone, settings)
+        self.config.lora = settings
+
+    def merge_lora(self) -> None:
+        """Fold the adapter into the backbone weights (stage 1 -> stage 2 hand-over)."""
+        if adapters.has_lora(self.backbone):
+            adapters.merge_lora(self.backbone)
+        self.config.lora = None
+
+    # ----------------------------------------------------------------- tokenizer
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        if self._tokenizer is None:
+            source = self.config._name_or_path
+            if not source:
+                raise ValueError("this model has no tokenizer: set `model.tokenizer = ...`")
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self._tokenizer = ensure_pad_token(tokenizer)
+
+    def save_pretrained(self, save_directory, *args, merge_lora: bool = False, **kwargs):
+        """Save weights (safetensors), config and tokenizer. `merge_lora=True` writes the adapter
+        folded into the weights, leaving this in-memory model unmerged."""
+        kwargs.setdefault("safe_serialization", True)
+        if merge_lora and self.config.lora is not None:
+            lora, self.config.lora = self.config.lora, None
+            state_dict = kwargs.pop("state_dict", None) or self.state_dict()
+            try:
+                state_dict = adapters.merged_state_dict(state_dict, lora)
+                super().save_pretrained(save_directory, *args, state_dict=state_dict, **kwargs)
+            finally:
+                self.config.lora = lora
+        else:
+            super().save_pretrained(save_directory, *args, **kwargs)
+        if self._tokenizer is not None and kwargs.get("is_main_process", True):
+            self._tokenizer.save_pretrained(save_directory)
+
+    # ----------------------------------------------------------------- forward
+    @property
+    def lm_head(self) -> torch.nn.Module:
+        return self.backbone.get_output_embeddings()
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled last hidden states `h` [B, hidden], fp32."""
+        decoder = self.backbone.get_decoder()
+        hidden = decoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids_from_mask(attention_mask),
+            use_cache=False,
+        ).last_hidden_state
+        return pool(hidden, attention_mask, self.config.pooling)
+
+    def project(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits `W h` of pooled vectors, in fp32 whatever the backbone's dtype."""
+        head = self.lm_head
+        bias = head.bias.float() if getattr(head, "bias", None) is not None else None
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            return F.linear(embeddings.float(), head.weight.float(), bias)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        target_ids: torch.Tensor | None = None,
+        target_weights: torch.Tensor | None = None,
+        return_logits: bool = True,
+        **kwargs,
+    ) -> Text2TokenOutput:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        embeddings = self.embed(input_ids, attention_mask)
+        logits = self.project(embeddings) if (return_logits or target_ids is not None) else None
+        loss = None
+        if target_ids is not None:
+            if target_weights is None:
+                raise ValueError("target_ids were given without target_weights")
+            loss = self.loss_fn(logits, target_ids, target_weights)
+        return Text2TokenOutput(loss=loss, embeddings=embeddings, logits=logits if return_logits else None)
+
+    # ----------------------------------------------------------------- inference helpers
+    def tokenize(self, texts: Sequence[str]):
+        return tokenize_texts(self.tokenizer, texts, max_length=self.config.max_length, prompt=self.config.prompt)
+
+    @torch.inference_mode()
+    def _batched(self, texts: Sequence[str], batch_size: int, show_progress_bar: bool | None, fn):
+        """Run `fn(model_inputs)` over length-sorted batches and return results in input order."""
+        if isinstance(texts, str):
+            raise TypeError("expected a list of texts, got a single str: wrap it in a list")
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        was_training = self.training
+        self.eval()
+        results = [None] * len(texts)
+        show = len(texts) > 4 * batch_size if show_progress_bar is None else show_progress_bar
+        try:
+            for start in tqdm(range(0, len(texts), batch_size), desc="Encoding", disable=not show):
+                idx = order[start : start + batch_size]
+                inputs = self.tokenize([texts[i] for i in idx]).to(self.device)
+                for i, row in zip(idx, fn(inputs)):
+                    results[i] = row
+        finally:
+            self.train(was_training)
+        return results
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        normalize: bool = False,
+        convert_to_tensor: bool = False,
+        show_progress_bar: bool | None = None,
+    ) -> np.ndarray | torch.Tensor:
+        """Embeddings `h` (hidden size) of `texts`: a float32 array [len(texts), hidden]."""
+        rows = self._batched(texts, batch_size, show_progress_bar,
+                             lambda inputs: self.embed(inputs["input_ids"], inputs["attention_mask"]).cpu())
+        out = torch.stack(rows) if rows else torch.empty(0, self.config.lm_config.hidden_size)
+        if normalize:
+            out = F.normalize(out, dim=-1)
+        return out if convert_to_tensor else out.numpy()
+
+    def explain(self, texts: Sequence[str], k: int = 10, batch_size: int = 32) -> list[list[tuple[str, float]]]:
+        """Each text's top-k vocabulary tokens under `softmax(W h)`, with their probabilities."""
+
+        def top_tokens(inputs):
+            probs = self.project(self.embed(inputs["input_ids"], inputs["attention_mask"])).softmax(-1)
+            values, ids = probs.topk(k, dim=-1)
+            return list(zip(ids.cpu().tolist(), values.cpu().tolist()))
+
+        rows = self._batched(texts, batch_size, False, top_tokens)
+        return [[(self.tokenizer.decode([i]), p) for i, p in zip(ids, ps)] for ids, ps in rows]

@@ -1,0 +1,125 @@
+"""The on-disk form of target distributions: Arrow columns plus metadata naming how they were built.
+
+Columns: `text` (string), `target_ids` (list<int32>), `target_weights` (list<float32>, summing to 1).
+The metadata (`TargetInfo`) travels in the dataset's `info.description` as JSON, so it survives
+`save_to_disk` / `load_from_disk`, and beside the data as `text2token_targets.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import datasets
+from transformers import PreTrainedTokenizerBase
+
+TEXT = "text"
+TARGET_IDS = "target_ids"
+TARGET_WEIGHTS = "target_weights"
+INFO_FILE = "text2token_targets.json"
+_INFO_MARKER = "text2token-targets "
+
+
+def target_features(extra: dict[str, Any] | None = None) -> datasets.Features:
+    features = {
+        TEXT: datasets.Value("string"),
+        TARGET_IDS: datasets.List(datasets.Value("int32")),
+        TARGET_WEIGHTS: datasets.List(datasets.Value("float32")),
+    }
+    features.update(extra or {})
+    return datasets.Features(features)
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """A hash of the vocabulary (token -> id), the only part of a tokenizer that targets depend on."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class TargetInfo:
+    """How a target dataset was built: enough to rebuild it and to refuse a mismatched model."""
+
+    method: str
+    params: dict
+    backbone: str
+    tokenizer_fingerprint: str
+    vocab_size: int
+    corpus: str
+    corpus_fingerprint: str
+    num_rows: int = 0
+    dropped: dict = dataclasses.field(default_factory=dict)
+    stats: dict = dataclasses.field(default_factory=dict)
+    text2token_version: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TargetInfo":
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def attach_info(dataset: datasets.Dataset, info: TargetInfo) -> datasets.Dataset:
+    dataset.info.description = _INFO_MARKER + info.to_json()
+    return dataset
+
+
+def read_info(dataset: datasets.Dataset) -> TargetInfo | None:
+    description = dataset.info.description or ""
+    if not description.startswith(_INFO_MARKER):
+        return None
+    return TargetInfo.from_json(description[len(_INFO_MARKER):])
+
+
+def check_tokenizer(info: TargetInfo | None, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Refuse targets built with another vocabulary: their ids would name other tokens."""
+    if info is None:
+        return
+    ours = tokenizer_fingerprint(tokenizer)
+    if info.tokenizer_fingerprint != ours:
+        raise ValueError(
+            f"these targets were built with tokenizer fingerprint {info.tokenizer_fingerprint} "
+            f"(backbone {info.backbone!r}), but the model's tokenizer has fingerprint {ours} "
+            f"({getattr(tokenizer, 'name_or_path', '?')!r}): rebuild the targets with this model's tokenizer"
+        )
+
+
+def save_targets(dataset: datasets.Dataset, path: str | os.PathLike) -> Path:
+    """`save_to_disk` into a temporary sibling folder, then rename: a crash never leaves a
+    half-written dataset under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        dataset.save_to_disk(str(staging))
+        info = read_info(dataset)
+        if info is not None:
+            (staging / INFO_FILE).write_text(info.to_json())
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def load_targets(path: str | os.PathLike) -> datasets.Dataset:
+    path = Path(path)
+    if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
+        raise FileNotFoundError(f"{path} is not a saved target dataset (no dataset_info.json/state.json)")
+    dataset = datasets.load_from_disk(str(path))
+    missing = [c for c in (TARGET_IDS, TARGET_WEIGHTS) if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"{path}: missing target column(s) {missing}; found {dataset.column_names}")
+    if read_info(dataset) is None and (path / INFO_FILE).is_file():
+        attach_info(dataset, TargetInfo.from_json((path / INFO_FILE).read_text()))
+    return dataset

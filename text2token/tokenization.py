@@ -1,0 +1,56 @@
+"""Turn raw texts into model inputs: prompt wrapping and truncation that never cuts the prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from transformers import BatchEncoding, PreTrainedTokenizerBase
+
+
+def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Many causal LMs ship without a pad token; padding slots are masked out, so EOS serves."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has neither a pad nor an EOS token to pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def tokenize_texts(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    prompt: str | None = None,
+) -> BatchEncoding:
+    """Tokenize `texts` (wrapped in `prompt` if given) to padded tensors of at most `max_length` tokens.
+
+    With a prompt, the text alone is shortened to the room the prompt leaves, so the end of the prompt
+    (the words that last-token pooling reads) always survives truncation.
+    """
+    texts = list(texts)
+    if prompt is not None:
+        texts = _wrap_in_prompt(tokenizer, texts, prompt, max_length)
+    return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+
+def _wrap_in_prompt(tokenizer, texts: list[str], prompt: str, max_length: int) -> list[str]:
+    prefix, suffix = prompt.split("{text}", 1)
+    overhead = len(tokenizer(prefix + suffix)["input_ids"])
+    if max_length - overhead < 1:
+        raise ValueError(f"max_length={max_length} leaves no room for text after the {overhead}-token prompt")
+    text_ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    room = [max_length - overhead] * len(texts)
+    wrapped = list(texts)
+    # Tokens can merge across the text/prompt boundary, so check the wrapped length and shrink the
+    # text again where it still overflows (rarely more than one round).
+    for _ in range(4):
+        wrapped = [prefix + (text if len(ids) <= r else tokenizer.decode(ids[:max(r, 0)])) + suffix
+                   for text, ids, r in zip(texts, text_ids, room)]
+        lengths = [len(ids) for ids in tokenizer(wrapped)["input_ids"]]
+        over = [i for i, n in enumerate(lengths) if n > max_length]
+        if not over:
+            break
+        for i in over:
+            room[i] = min(room[i], len(text_ids[i])) - (lengths[i] - max_length)
+    return wrapped
