@@ -2,38 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from pathlib import Path
 
 import transformers
 from transformers.trainer_utils import get_last_checkpoint
 
 from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
-from text2token.factory import build_model, prepare_targets
+from text2token.factory import build_model, lora_settings, prepare_targets
 from text2token.trainer import Text2TokenTrainer
 
 logger = logging.getLogger("text2token.train")
+COMPLETE_MARKER = "training_complete.json"
 
 
 def main(argv: list[str] | None = None) -> str:
     model_args, data_args, training_args = parse_recipe_args(
         (ModelArguments, DataArguments, Text2TokenTrainingArguments), argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
-                        stream=sys.stdout)
+                        stream=sys.stdout, force=True)
     transformers.set_seed(training_args.seed)
 
     model = build_model(model_args)
     with training_args.main_process_first(desc="building targets"):
         train_dataset = prepare_targets(model, data_args, training_args.output_dir, backbone_name=model_args.backbone)
+    model.add_lora(lora_settings(model_args))
 
     trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset)
-    checkpoint = get_last_checkpoint(training_args.output_dir) if training_args.resume_from_checkpoint is None \
-        else training_args.resume_from_checkpoint
+    checkpoint = training_args.resume_from_checkpoint or get_last_checkpoint(training_args.output_dir)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
-    logger.info("Saved the trained model to %s", training_args.output_dir)
+    if trainer.is_world_process_zero():
+        losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+        summary = {"global_step": trainer.state.global_step, "train_runtime_s": result.metrics.get("train_runtime"),
+                   "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
+        marker = Path(training_args.output_dir) / COMPLETE_MARKER
+        marker.with_suffix(".partial").write_text(json.dumps(summary, indent=2))
+        marker.with_suffix(".partial").replace(marker)
+        logger.info("Saved the trained model to %s (%s)", training_args.output_dir, summary)
     return training_args.output_dir
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from text2token import Text2TokenModel
+from text2token.targets import load_targets, read_info
 from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
 
 from model_fixtures import SENTENCES, tiny_backbone
@@ -79,3 +80,33 @@ def test_train_recipe_trains_saves_and_resumes(tmp_path, tiny_backbone_dir):
     assert state["global_step"] == 6
     steps = [log["step"] for log in state["log_history"] if "loss" in log]
     assert steps == [1, 2, 3, 4, 5, 6], "the resumed run continues the step count, it does not restart"
+
+
+def _load_pipeline_script():
+    spec = importlib.util.spec_from_file_location("recipe_pipeline", ROOT / "recipes" / "pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_stage_pipeline_runs_both_stages_and_skips_finished_ones(tmp_path, tiny_backbone_dir):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES * 4))
+    pipeline = _load_pipeline_script()
+    flags = f"--backbone {tiny_backbone_dir} --corpus {corpus} --per_device_train_batch_size 4 --save_steps 2"
+    argv = ["--output_root", str(tmp_path / "runs"), "--steps", "2", "--stage1_args", flags,
+            "--stage2_args", f"--corpus {corpus} --per_device_train_batch_size 4 --save_steps 2 --max_train_samples 8"]
+    summary = pipeline.main(argv)
+    stage1, stage2 = Path(summary["stage1"]["output_dir"]), Path(summary["stage2"]["output_dir"])
+    stage2_targets = load_targets(stage2 / "targets")
+    info = read_info(stage2_targets)
+    assert info.method == "model" and info.params["temperature"] == 1e-4 and len(stage2_targets) == 8
+    assert (stage2 / "targets" / "corpus_prior.safetensors").is_file()
+    assert read_info(load_targets(stage1 / "targets")).method == "data"
+    final = Text2TokenModel.from_pretrained(stage2)
+    assert final.config.lora is None and final.encode(SENTENCES).shape[0] == len(SENTENCES)
+
+    before = (stage2 / "model.safetensors").stat().st_mtime_ns
+    again = pipeline.main(argv)  # both stages complete: nothing is retrained
+    assert (stage2 / "model.safetensors").stat().st_mtime_ns == before
+    assert again["stage2"]["global_step"] == 2

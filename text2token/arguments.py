@@ -47,8 +47,15 @@ class DataArguments:
     max_train_samples: int | None = None
     targets: str | None = field(default=None, metadata={
         "help": "A prebuilt target dataset (folder); otherwise targets are built into <output_dir>/targets."})
+    target_method: str = field(default="data", metadata={
+        "help": "data: the text's own tokens (stage 1) | model: tokens the frozen starting model derives (stage 2; "
+                "needs --backbone to be a trained Text2Token model)"})
     weighting: str = field(default="uniform", metadata={"help": "Data-driven weighting: uniform (paper) | idf"})
-    target_top_k: int | None = field(default=None, metadata={"help": "Keep at most this many target tokens."})
+    target_top_k: int | None = field(default=None, metadata={
+        "help": "Keep at most this many target tokens (model-derived default: 32)."})
+    target_temperature: float | None = field(default=None, metadata={
+        "help": "Model-derived temperature tau; default the paper's (1e-4 mean pooling, 1e-5 last pooling)."})
+    target_shard_size: int = field(default=1024, metadata={"help": "Texts per resumable shard of the model pass."})
 
 
 @dataclass

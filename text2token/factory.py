@@ -15,61 +15,84 @@ from .backbones import resolve_backbone
 from .corpora import load_corpus
 from .modeling import Text2TokenModel
 from .targets import build_data_driven_targets, load_targets, read_info, save_targets, tokenizer_fingerprint
+from .targets.model_derived import PRIOR_FILE, build_model_derived_targets
 
 logger = logging.getLogger(__name__)
 
+TARGET_METHODS = ("data", "model")
 
-def _is_text2token_checkpoint(path: str) -> bool:
+
+def is_text2token_checkpoint(path: str) -> bool:
     config = Path(path) / "config.json"
     return config.is_file() and json.loads(config.read_text()).get("model_type") == "text2token"
 
 
-def build_model(args: ModelArguments) -> Text2TokenModel:
-    """A trainable model: the backbone wrapped, with a fresh LoRA adapter.
+def lora_settings(args: ModelArguments) -> LoraSettings:
+    return LoraSettings(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                        target_modules=list(args.lora_target_modules))
 
-    Continuing from a saved Text2Token model merges its adapter first, so stage 2 trains a new LoRA on
-    top of the merged stage-1 weights, as in the paper.
-    """
+
+def build_model(args: ModelArguments) -> Text2TokenModel:
+    """The starting model, without a trainable adapter yet: the backbone wrapped, or a saved
+    Text2Token model with its LoRA merged (the paper's stage-1 -> stage-2 hand-over)."""
     source = resolve_backbone(args.backbone)
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    lora = LoraSettings(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                        target_modules=list(args.lora_target_modules))
-    if _is_text2token_checkpoint(source):
+    if is_text2token_checkpoint(source):
         model = Text2TokenModel.from_pretrained(source, dtype=dtype, attn_implementation=args.attn_implementation,
                                                 use_safetensors=True)
         model.merge_lora()
-        for name, value in (("pooling", args.pooling), ("attention", args.attention)):
-            if getattr(model.config, name) != value:
+        for name in ("pooling", "attention"):
+            if getattr(model.config, name) != getattr(args, name):
                 raise ValueError(f"{source} was trained with {name}={getattr(model.config, name)!r}, "
-                                 f"but this run asks for {name}={value!r}")
-        model.add_lora(lora)
+                                 f"but this run asks for {name}={getattr(args, name)!r}")
         return model
     return Text2TokenModel.from_backbone(
         source, pooling=args.pooling, attention=args.attention, prompt=args.prompt, max_length=args.max_length,
-        lora=lora, dtype=dtype, attn_implementation=args.attn_implementation,
-        trust_remote_code=args.trust_remote_code,
+        dtype=dtype, attn_implementation=args.attn_implementation, trust_remote_code=args.trust_remote_code,
     )
+
+
+def _wanted_params(args: DataArguments) -> dict:
+    if args.target_method == "data":
+        return {"weighting": args.weighting, "top_k": args.target_top_k}
+    return {"top_k": args.target_top_k or 32, **({"temperature": args.target_temperature}
+                                                 if args.target_temperature is not None else {})}
 
 
 def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str,
                     backbone_name: str = "") -> datasets.Dataset:
-    """Load `args.targets`, or reuse/build the data-driven targets in `<output_dir>/targets`."""
+    """Load `args.targets`, or reuse/build targets in `<output_dir>/targets`.
+
+    Model-derived targets come from `model` as it is (frozen, no adapter): call this before `add_lora`.
+    """
+    if args.target_method not in TARGET_METHODS:
+        raise ValueError(f"target_method={args.target_method!r}: expected one of {TARGET_METHODS}")
     if args.targets:
         return load_targets(args.targets)
     cache = Path(output_dir) / "targets"
     if cache.is_dir():
         targets = load_targets(cache)
         info = read_info(targets)
-        wanted = {"weighting": args.weighting, "top_k": args.target_top_k}
-        if info and info.tokenizer_fingerprint == tokenizer_fingerprint(model.tokenizer) and all(
-                info.params.get(k) == v for k, v in wanted.items()) and info.corpus == args.corpus:
+        if (info and info.method == args.target_method and info.corpus == args.corpus
+                and info.tokenizer_fingerprint == tokenizer_fingerprint(model.tokenizer)
+                and all(info.params.get(k) == v for k, v in _wanted_params(args).items())):
             logger.info("Reusing the targets in %s (%d rows)", cache, len(targets))
             return targets
         logger.info("The targets in %s were built with other settings: rebuilding", cache)
     corpus = load_corpus(args.corpus, text_column=args.text_column, split=args.corpus_split,
                          max_rows=args.max_train_samples)
-    targets = build_data_driven_targets(corpus, model.tokenizer, text_column=args.text_column,
-                                        weighting=args.weighting, top_k=args.target_top_k,
-                                        backbone=backbone_name, corpus=args.corpus)
-    save_targets(targets, cache)
+    if args.target_method == "data":
+        targets = build_data_driven_targets(corpus, model.tokenizer, text_column=args.text_column,
+                                            weighting=args.weighting, top_k=args.target_top_k,
+                                            backbone=backbone_name, corpus=args.corpus)
+        save_targets(targets, cache)
+    else:
+        if model.config.lora is not None:
+            raise ValueError("model-derived targets need the frozen starting model: build them before add_lora")
+        work_dir = Path(output_dir) / "targets-work"
+        targets = build_model_derived_targets(
+            model, corpus, work_dir=work_dir, text_column=args.text_column, temperature=args.target_temperature,
+            top_k=args.target_top_k or 32, shard_size=args.target_shard_size, backbone=backbone_name,
+            corpus=args.corpus)
+        save_targets(targets, cache, extra_files=[work_dir / PRIOR_FILE])
     return load_targets(cache)

@@ -93,9 +93,10 @@ def check_tokenizer(info: TargetInfo | None, tokenizer: PreTrainedTokenizerBase)
         )
 
 
-def save_targets(dataset: datasets.Dataset, path: str | os.PathLike) -> Path:
+def save_targets(dataset: datasets.Dataset, path: str | os.PathLike,
+                 extra_files: list[str | os.PathLike] = ()) -> Path:
     """`save_to_disk` into a temporary sibling folder, then rename: a crash never leaves a
-    half-written dataset under the final name."""
+    half-written dataset under the final name. `extra_files` (e.g. the corpus prior) go beside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -104,6 +105,8 @@ def save_targets(dataset: datasets.Dataset, path: str | os.PathLike) -> Path:
         info = read_info(dataset)
         if info is not None:
             (staging / INFO_FILE).write_text(info.to_json())
+        for extra in extra_files:
+            shutil.copy2(extra, staging / Path(extra).name)
         if path.exists():
             shutil.rmtree(path)
         os.replace(staging, path)
