@@ -24,7 +24,8 @@ def _load_train_script():
 
 @pytest.mark.parametrize("recipe", TRAINING_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_recipe_parses(recipe):
-    model_args, data_args, training_args = parse_recipe_args(RECIPE_TYPES, ["--config", str(recipe)])
+    # use_cpu: bf16 recipes are for GPUs, and TrainingArguments checks the hardware it runs on.
+    model_args, data_args, training_args = parse_recipe_args(RECIPE_TYPES, ["--config", str(recipe), "--use_cpu", "true"])
     assert training_args.learning_rate > 0 and model_args.lora_r > 0
 
 
@@ -110,3 +111,21 @@ def test_two_stage_pipeline_runs_both_stages_and_skips_finished_ones(tmp_path, t
     again = pipeline.main(argv)  # both stages complete: nothing is retrained
     assert (stage2 / "model.safetensors").stat().st_mtime_ns == before
     assert again["stage2"]["global_step"] == 2
+
+
+def test_cli_builds_both_kinds_of_targets(tmp_path, tiny_backbone_dir, tiny_model, capsys):
+    from text2token.cli import main as cli
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES))
+    cli(["targets", "build", "--method", "data", "--backbone", str(tiny_backbone_dir), "--corpus", str(corpus),
+         "--output", str(tmp_path / "data")])
+    assert read_info(load_targets(tmp_path / "data")).method == "data"
+    tiny_model.save_pretrained(tmp_path / "model")
+    cli(["targets", "build", "--method", "model", "--backbone", str(tmp_path / "model"), "--corpus", str(corpus),
+         "--top-k", "4", "--output", str(tmp_path / "model-targets")])
+    targets = load_targets(tmp_path / "model-targets")
+    assert read_info(targets).method == "model" and len(targets[0]["target_ids"]) == 4
+    assert (tmp_path / "model-targets" / "corpus_prior.safetensors").is_file()
+    cli(["explain", str(tmp_path / "model"), "a small boat", "-k", "3"])
+    assert "a small boat" in capsys.readouterr().out

@@ -69,3 +69,13 @@ def test_targets_from_another_tokenizer_are_refused(tiny_model, tmp_path):
                       vocab_size=10, corpus="", corpus_fingerprint="")
     with pytest.raises(ValueError, match="ffffffffffffffff"):
         Text2TokenTrainer(model=tiny_model, args=_args(tmp_path), train_dataset=attach_info(targets, info))
+
+
+def test_gradient_checkpointing_still_trains_lora(tiny_model, tmp_path):
+    before = {n: p.detach().clone() for n, p in tiny_model.named_parameters() if "lora_" in n}
+    args = _args(tmp_path, max_steps=2, gradient_checkpointing=True,
+                 gradient_checkpointing_kwargs={"use_reentrant": False})
+    Text2TokenTrainer(model=tiny_model, args=args, train_dataset=_targets(tiny_model.tokenizer)).train()
+    assert tiny_model.backbone.get_decoder().gradient_checkpointing
+    moved = [n for n, p in tiny_model.named_parameters() if "lora_" in n and not torch.equal(p, before[n])]
+    assert len(moved) == len(before)

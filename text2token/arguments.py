@@ -108,7 +108,7 @@ def parse_recipe_args(dataclass_types, argv: list[str] | None = None):
         yaml_flags = _as_flags(config)
         checker = _RaisingParser(dataclass_types)
         try:
-            checker.parse_args_into_dataclasses(args=yaml_flags, look_for_args_file=False)
+            checker.parse_args(yaml_flags)  # types and choices only: overrides may still change values
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
     return parser.parse_args_into_dataclasses(args=yaml_flags + rest, look_for_args_file=False)

@@ -17,19 +17,32 @@ def _explain(args) -> None:
 
 
 def _build_targets(args) -> None:
-    from transformers import AutoTokenizer
+    from pathlib import Path
 
     from .backbones import resolve_backbone
     from .corpora import load_corpus
     from .targets import build_data_driven_targets, save_targets
+    from .targets.model_derived import PRIOR_FILE, build_model_derived_targets
 
-    if args.method != "data":
-        raise SystemExit(f"--method {args.method}: only 'data' is available in this version")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(args.backbone))
     corpus = load_corpus(args.corpus, text_column=args.text_column, max_rows=args.max_rows)
-    targets = build_data_driven_targets(corpus, tokenizer, text_column=args.text_column, weighting=args.weighting,
-                                        top_k=args.top_k, backbone=args.backbone, corpus=args.corpus)
-    print(f"wrote {len(targets)} rows to {save_targets(targets, args.output)}")
+    if args.method == "data":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(args.backbone))
+        targets = build_data_driven_targets(corpus, tokenizer, text_column=args.text_column, weighting=args.weighting,
+                                            top_k=args.top_k, backbone=args.backbone, corpus=args.corpus)
+        extra = []
+    else:
+        from .modeling import Text2TokenModel
+
+        model = Text2TokenModel.from_pretrained(args.backbone, use_safetensors=True)
+        model.merge_lora()
+        work_dir = Path(args.work_dir or f"{args.output}.work")
+        targets = build_model_derived_targets(model, corpus, work_dir=work_dir, text_column=args.text_column,
+                                              temperature=args.temperature, top_k=args.top_k or 32,
+                                              backbone=args.backbone, corpus=args.corpus)
+        extra = [work_dir / PRIOR_FILE]
+    print(f"wrote {len(targets)} rows to {save_targets(targets, args.output, extra_files=extra)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,13 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     targets = commands.add_parser("targets", help="target datasets").add_subparsers(dest="action", required=True)
     build = targets.add_parser("build", help="build a target dataset from a corpus")
-    build.add_argument("--method", choices=["data"], default="data")
-    build.add_argument("--backbone", default=EMBEDDED_DEFAULT)
+    build.add_argument("--method", choices=["data", "model"], default="data",
+                       help="data: the text's own tokens; model: tokens a trained Text2Token model derives")
+    build.add_argument("--backbone", default=EMBEDDED_DEFAULT,
+                       help="tokenizer source (data), or the trained Text2Token model (model)")
     build.add_argument("--corpus", default=DEFAULT_CORPUS)
     build.add_argument("--text-column", default="text")
     build.add_argument("--max-rows", type=int, default=None)
     build.add_argument("--weighting", choices=["uniform", "idf"], default="uniform")
     build.add_argument("--top-k", type=int, default=None)
+    build.add_argument("--temperature", type=float, default=None, help="model: tau (default the paper's)")
+    build.add_argument("--work-dir", default=None, help="model: resumable shards (default <output>.work)")
     build.add_argument("--output", required=True)
     build.set_defaults(run=_build_targets)
     return parser
