@@ -1,0 +1,191 @@
+"""Wrap any embedder (``encode(texts, batch_size, normalize) -> np.ndarray`` plus
+a ``name``) as an mteb 2.x encoder, with de-duplication and an embedding cache.
+
+Why the de-duplication matters: mteb's STS evaluator encodes ``sentence1`` and
+``sentence2`` of every pair, i.e. 2,450 texts for 50 Lee documents. Keeping
+embeddings in memory by text hash brings that back to 50 model calls.
+
+The optional on-disk cache stores, per system, ``.npz`` shards holding the
+sha256 of each text and its float32 embedding (no pickle). It trusts the
+embedder's ``name`` to identify its weights: change the name when the weights
+change, or point ``cache_dir`` elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from mteb.models import ModelMeta
+from mteb.models.abs_encoder import AbsEncoder
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from mteb.abstasks.task_metadata import TaskMetadata
+    from mteb.types import PromptType
+    from torch.utils.data import DataLoader
+
+
+class Embedder(Protocol):
+    name: str
+
+    def encode(self, texts: list[str], batch_size: int = 32, normalize: bool = False) -> np.ndarray: ...
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def mteb_model_name(name: str) -> str:
+    """mteb requires 'organization/model' names; bare names get a fixed org."""
+    return name if "/" in name else f"text2token-eval/{name}"
+
+
+class EmbeddingCache:
+    """Embeddings of one system on disk, keyed by text sha256.
+
+    Each ``add`` writes one new shard atomically (temp file + rename), so an
+    interrupted run never leaves a half-written shard that later loads.
+    """
+
+    def __init__(self, root: str | Path, system_name: str):
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", system_name).strip("_")[:80]
+        digest = hashlib.sha256(system_name.encode()).hexdigest()[:12]
+        self.dir = Path(root) / f"{safe}-{digest}"  # digest: distinct names never collide
+        self._vectors: dict[str, np.ndarray] | None = None
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._vectors is None:
+            self._vectors = {}
+            for shard in sorted(self.dir.glob("shard-*.npz")):
+                with np.load(shard, allow_pickle=False) as data:
+                    for key, vec in zip(data["keys"].tolist(), data["embeddings"]):
+                        self._vectors[key] = vec
+        return self._vectors
+
+    def get(self, key: str) -> np.ndarray | None:
+        return self._load().get(key)
+
+    def add(self, keys: list[str], embeddings: np.ndarray) -> None:
+        if not keys:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        shard = self.dir / f"shard-{hashlib.sha256(''.join(keys).encode()).hexdigest()[:16]}.npz"
+        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, keys=np.array(keys, dtype="U64"), embeddings=embeddings.astype(np.float32))
+        os.replace(tmp, shard)
+        vectors = self._load()
+        for key, vec in zip(keys, embeddings):
+            vectors[key] = vec
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+class EmbedderEncoder(AbsEncoder):
+    """mteb encoder around a plain embedder.
+
+    Texts are de-duplicated, looked up in memory and on disk, and only the
+    misses reach the embedder, longest first (similar lengths share a batch,
+    so padding is small) before the original order is restored.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        cache_dir: str | Path | None = None,
+        model_meta: ModelMeta | None = None,
+        show_progress_bar: bool = True,
+    ):
+        self.model = embedder
+        self.show_progress_bar = show_progress_bar
+        self.disk_cache = EmbeddingCache(cache_dir, embedder.name) if cache_dir else None
+        self._memory: dict[str, np.ndarray] = {}
+        self.mteb_model_meta = model_meta or self.default_meta(embedder)
+
+    @staticmethod
+    def default_meta(embedder: Embedder) -> ModelMeta:
+        return ModelMeta(
+            loader=None,
+            name=mteb_model_name(embedder.name),
+            revision=getattr(embedder, "revision", None) or "no_revision_available",
+            release_date=None,
+            languages=["eng-Latn"],
+            n_parameters=getattr(embedder, "n_parameters", None),
+            memory_usage_mb=None,
+            max_tokens=getattr(embedder, "max_length", None),
+            embed_dim=getattr(embedder, "dim", None),
+            license=None,
+            open_weights=None,
+            public_training_code=None,
+            public_training_data=None,
+            framework=["PyTorch"],
+            similarity_fn_name="cosine",
+            use_instructions=False,
+            training_datasets=None,
+        )
+
+    def encode(
+        self,
+        inputs: DataLoader,
+        *,
+        task_metadata: TaskMetadata,
+        hf_split: str,
+        hf_subset: str,
+        prompt_type: PromptType | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        texts = [text for batch in inputs for text in batch["text"]]
+        return self.encode_texts(
+            texts,
+            batch_size=int(kwargs.get("batch_size", 32)),
+            show_progress_bar=kwargs.get("show_progress_bar", self.show_progress_bar),
+            desc=task_metadata.name,
+        )
+
+    def encode_texts(
+        self, texts: list[str], *, batch_size: int = 32, show_progress_bar: bool = False, desc: str = ""
+    ) -> np.ndarray:
+        keys = [text_key(t) for t in texts]
+        missing: dict[str, str] = {}
+        for key, text in zip(keys, texts):
+            if key in self._memory or key in missing:
+                continue
+            cached = self.disk_cache.get(key) if self.disk_cache else None
+            if cached is not None:
+                self._memory[key] = cached
+            else:
+                missing[key] = text
+        if missing:
+            self._encode_missing(missing, batch_size, show_progress_bar, desc)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
+
+    def _encode_missing(self, missing: dict[str, str], batch_size: int, show: bool, desc: str) -> None:
+        order = sorted(missing, key=lambda k: (-len(missing[k]), k))
+        bar = tqdm(total=len(order), desc=f"encode {desc}".strip(), unit="text", disable=not show)
+        new_keys, new_vecs = [], []
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            vecs = np.asarray(
+                self.model.encode([missing[k] for k in chunk], batch_size=batch_size, normalize=False),
+                dtype=np.float32,
+            )
+            if vecs.shape[0] != len(chunk):
+                raise ValueError(f"{self.model.name} returned {vecs.shape[0]} rows for {len(chunk)} texts")
+            for key, vec in zip(chunk, vecs):
+                self._memory[key] = vec
+            new_keys += chunk
+            new_vecs.append(vecs)
+            bar.update(len(chunk))
+        bar.close()
+        if self.disk_cache is not None:
+            self.disk_cache.add(new_keys, np.concatenate(new_vecs))
