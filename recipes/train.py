@@ -11,7 +11,7 @@ import transformers
 from transformers.trainer_utils import get_last_checkpoint
 
 from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
-from text2token.factory import build_model, lora_settings, prepare_targets
+from text2token.factory import build_model, load_training_texts, lora_settings, prepare_targets
 from text2token.trainer import Text2TokenTrainer
 
 logger = logging.getLogger("text2token.train")
@@ -26,8 +26,12 @@ def main(argv: list[str] | None = None) -> str:
     transformers.set_seed(training_args.seed)
 
     model = build_model(model_args)
-    with training_args.main_process_first(desc="building targets"):
-        train_dataset = prepare_targets(model, data_args, training_args.output_dir, backbone_name=model_args.backbone)
+    with training_args.main_process_first(desc="preparing the training data"):
+        if training_args.objective == "simcse":
+            train_dataset = load_training_texts(data_args)
+        else:
+            train_dataset = prepare_targets(model, data_args, training_args.output_dir,
+                                            backbone_name=model_args.backbone)
     model.add_lora(lora_settings(model_args))
 
     trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset)

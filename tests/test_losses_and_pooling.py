@@ -47,3 +47,14 @@ def test_mean_pool_ignores_padding():
 def test_position_ids_count_real_tokens_only():
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 0, 0]])
     assert position_ids_from_mask(mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 2, 2]]
+
+
+def test_simcse_loss_is_cross_entropy_over_scaled_cosines():
+    from text2token.losses import SimCSELoss
+
+    torch.manual_seed(0)
+    a, b = torch.randn(3, 8), torch.randn(3, 8)
+    sims = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / 0.05
+    by_hand = -torch.stack([sims[i].log_softmax(-1)[i] for i in range(3)]).mean()
+    torch.testing.assert_close(SimCSELoss(0.05)(a, b), by_hand)
+    assert SimCSELoss()(a, a).item() < SimCSELoss()(a, b).item()

@@ -79,3 +79,28 @@ def test_gradient_checkpointing_still_trains_lora(tiny_model, tmp_path):
     assert tiny_model.backbone.get_decoder().gradient_checkpointing
     moved = [n for n, p in tiny_model.named_parameters() if "lora_" in n and not torch.equal(p, before[n])]
     assert len(moved) == len(before)
+
+
+def test_simcse_objective_trains_on_plain_text(tiny_model, tmp_path):
+    from text2token.factory import load_training_texts
+    from text2token.arguments import DataArguments
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(SENTENCES * 2) + "\n   \n")
+    texts = load_training_texts(DataArguments(corpus=str(corpus)))
+    assert texts.column_names == ["text"] and len(texts) == 2 * len(SENTENCES)
+    tiny_model.merge_lora()
+    tiny_model.add_lora({"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"]})
+    before = {n: p.detach().clone() for n, p in tiny_model.named_parameters() if "lora_" in n}
+    trainer = Text2TokenTrainer(model=tiny_model, args=_args(tmp_path, objective="simcse", max_steps=3),
+                                train_dataset=texts)
+    trainer.train()
+    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert any(not torch.equal(p, before[n]) for n, p in tiny_model.named_parameters() if "lora_" in n)
+
+
+def test_unknown_objective_is_refused(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="objective='triplet'"):
+        Text2TokenTrainer(model=tiny_model, args=_args(tmp_path, objective="triplet"),
+                          train_dataset=_targets(tiny_model.tokenizer))

@@ -63,6 +63,10 @@ class Text2TokenTrainingArguments(TrainingArguments):
     merge_lora_on_save: bool = field(default=True, metadata={
         "help": "Fold the LoRA adapter into the weights of the final saved model (checkpoints stay unmerged)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "The collator needs the text column."})
+    objective: str = field(default="token_targets", metadata={
+        "help": "token_targets: KL to the target token distributions (Text2Token) | simcse: unsupervised SimCSE "
+                "(two dropout views, in-batch negatives), the contrastive baseline on the same trainer"})
+    simcse_temperature: float = field(default=0.05, metadata={"help": "SimCSE similarity temperature."})
     save_safetensors: bool = True
 
 

@@ -96,3 +96,15 @@ def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str
             corpus=args.corpus)
         save_targets(targets, cache, extra_files=[work_dir / PRIOR_FILE])
     return load_targets(cache)
+
+
+def load_training_texts(args: DataArguments) -> datasets.Dataset:
+    """The corpus as a `text` column without empty rows: what the SimCSE objective trains on."""
+    corpus = load_corpus(args.corpus, text_column=args.text_column, split=args.corpus_split,
+                         max_rows=args.max_train_samples).select_columns([args.text_column])
+    if args.text_column != "text":
+        corpus = corpus.rename_column(args.text_column, "text")
+    kept = corpus.filter(lambda text: isinstance(text, str) and bool(text.strip()), input_columns="text")
+    if len(kept) < len(corpus):
+        logger.warning("%d empty or non-text rows of %s are skipped", len(corpus) - len(kept), args.corpus)
+    return kept

@@ -22,3 +22,19 @@ class TokenTargetKLLoss(nn.Module):
         # xlogy gives 0 * log 0 = 0 for the padding slots.
         per_text = (torch.special.xlogy(weights, weights) - weights * log_p_targets).sum(dim=1)
         return per_text.mean()
+
+
+class SimCSELoss(nn.Module):
+    """Unsupervised SimCSE: two dropout views of each text are positives, the other texts of the
+    batch negatives; cross-entropy over cosine similarities divided by a temperature (0.05)."""
+
+    def __init__(self, temperature: float = 0.05):
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature={temperature}: must be positive")
+        self.temperature = temperature
+
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor) -> torch.Tensor:
+        similarity = F.normalize(view_a.float(), dim=-1) @ F.normalize(view_b.float(), dim=-1).T
+        labels = torch.arange(len(view_a), device=view_a.device)
+        return F.cross_entropy(similarity / self.temperature, labels)
