@@ -11,6 +11,11 @@ __version__ = "0.1.0"
 
 AutoConfig.register(Text2TokenConfig.model_type, Text2TokenConfig, exist_ok=True)
 AutoModel.register(Text2TokenConfig, Text2TokenModel, exist_ok=True)
+# Saved models also carry their modeling files and an `auto_map`, so `AutoModel.from_pretrained(path,
+# trust_remote_code=True)` works without text2token; with it imported, the registration above wins
+# and no remote code runs (trust_remote_code stays off).
+Text2TokenConfig.register_for_auto_class()
+Text2TokenModel.register_for_auto_class("AutoModel")
 
 __all__ = [
     "PROMPT_EOL",

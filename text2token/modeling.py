@@ -12,7 +12,10 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
-from . import adapters
+# `from .adapters import ...`, not `from . import adapters`: transformers' custom_object_save only
+# follows the former when it copies this module's files next to a saved model (trust_remote_code).
+from .adapters import LoraSettings, has_lora, inject_lora, merged_state_dict
+from .adapters import merge_lora as merge_lora_weights
 from .attention import set_attention_mode
 from .configuration import Text2TokenConfig
 from .losses import TokenTargetKLLoss
@@ -51,12 +54,16 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
     one with `from_pretrained` (or `AutoModel.from_pretrained` once `text2token` is imported).
     """
 
+    # Run data for the model card `push_to_hub` publishes (`hub.render_model_card`'s keyword
+    # arguments); `Text2TokenTrainer` sets it on its final save. Not saved with the weights.
+    model_card_data: dict | None = None
+
     def __init__(self, config: Text2TokenConfig, backbone: PreTrainedModel | None = None):
         super().__init__(config)
         self.backbone = backbone if backbone is not None else AutoModelForCausalLM.from_config(config.lm_config)
         set_attention_mode(self.backbone, config.attention)
-        if config.lora is not None and not adapters.has_lora(self.backbone):
-            adapters.inject_lora(self.backbone, config.lora)
+        if config.lora is not None and not has_lora(self.backbone):
+            inject_lora(self.backbone, config.lora)
         self.loss_fn = TokenTargetKLLoss()
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self.post_init()
@@ -72,7 +79,7 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         attention: str = "causal",
         prompt: str | None = None,
         max_length: int = 128,
-        lora: dict | adapters.LoraSettings | None = None,
+        lora: dict | LoraSettings | None = None,
         dtype: torch.dtype | str | None = None,
         attn_implementation: str | None = None,
         trust_remote_code: bool = False,
@@ -99,19 +106,19 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
             model.add_lora(lora)
         return model
 
-    def add_lora(self, lora: dict | adapters.LoraSettings | None = None) -> None:
+    def add_lora(self, lora: dict | LoraSettings | None = None) -> None:
         """Add a fresh LoRA adapter (paper defaults when `lora` is None); only it will train."""
-        if adapters.has_lora(self.backbone):
+        if has_lora(self.backbone):
             raise ValueError("this model already has a LoRA adapter: merge it (merge_lora) before adding another")
-        settings = (lora or adapters.LoraSettings())
-        settings = settings.to_dict() if isinstance(settings, adapters.LoraSettings) else dict(settings)
-        adapters.inject_lora(self.backbone, settings)
+        settings = (lora or LoraSettings())
+        settings = settings.to_dict() if isinstance(settings, LoraSettings) else dict(settings)
+        inject_lora(self.backbone, settings)
         self.config.lora = settings
 
     def merge_lora(self) -> None:
         """Fold the adapter into the backbone weights (stage 1 -> stage 2 hand-over)."""
-        if adapters.has_lora(self.backbone):
-            adapters.merge_lora(self.backbone)
+        if has_lora(self.backbone):
+            merge_lora_weights(self.backbone)
         self.config.lora = None
 
     # ----------------------------------------------------------------- tokenizer
@@ -121,7 +128,9 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
             source = self.config._name_or_path
             if not source:
                 raise ValueError("this model has no tokenizer: set `model.tokenizer = ...`")
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            # Passing our config spares AutoTokenizer a config lookup, which with remote code
+            # (auto_map, text2token not installed) would prompt for trust_remote_code.
+            self.tokenizer = AutoTokenizer.from_pretrained(source, config=self.config)
         return self._tokenizer
 
     @tokenizer.setter
@@ -136,7 +145,7 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
             lora, self.config.lora = self.config.lora, None
             state_dict = kwargs.pop("state_dict", None) or self.state_dict()
             try:
-                state_dict = adapters.merged_state_dict(state_dict, lora)
+                state_dict = merged_state_dict(state_dict, lora)
                 super().save_pretrained(save_directory, *args, state_dict=state_dict, **kwargs)
             finally:
                 self.config.lora = lora
@@ -144,6 +153,19 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
             super().save_pretrained(save_directory, *args, **kwargs)
         if self._tokenizer is not None and kwargs.get("is_main_process", True):
             self._tokenizer.save_pretrained(save_directory)
+
+    def push_to_hub(self, repo_id: str, *, merge_lora: bool = True, model_card=None, **kwargs):
+        """Upload the model (LoRA merged unless `merge_lora=False`), its modeling code and a model card:
+        `model_card` if given, else one rendered from the trainer's run data or from the config.
+        Other keyword arguments as in `hub.push_model_to_hub`."""
+        try:
+            # Absolute and inside `try`: transformers copies this file (and its relative imports) next
+            # to saved weights as remote code, where text2token may be missing; it skips `try` blocks
+            # when it lists the packages remote code needs.
+            from text2token.hub import push_model_to_hub
+        except ImportError:
+            return super().push_to_hub(repo_id, **kwargs)
+        return push_model_to_hub(self, repo_id, merge_lora=merge_lora, model_card=model_card, **kwargs)
 
     # ----------------------------------------------------------------- forward
     @property

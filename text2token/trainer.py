@@ -8,9 +8,14 @@ import os
 from transformers import Trainer
 
 from .collator import Text2TokenCollator
+from .losses import SimCSELoss
+from .hub import render_model_card
 from .targets.schema import check_tokenizer, read_info
 
 logger = logging.getLogger(__name__)
+
+# token_targets: the paper's KL to target token distributions; simcse: the contrastive baseline.
+OBJECTIVES = ("token_targets", "simcse")
 
 
 class Text2TokenTrainer(Trainer):
@@ -20,6 +25,7 @@ class Text2TokenTrainer(Trainer):
     - Targets built with another tokenizer are refused before any step runs.
     - Checkpoints keep the LoRA adapter unmerged (so they resume); the final `save_model` merges it
       when `args.merge_lora_on_save` is true (the default of `Text2TokenTrainingArguments`).
+    - The final save writes README.md, a model card filled from this run; `push_to_hub` publishes it.
     """
 
     def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, eval_dataset=None,
@@ -35,21 +41,65 @@ class Text2TokenTrainer(Trainer):
             # The collator needs the raw `text` column, which `forward` does not take.
             logger.info("Setting remove_unused_columns=False: the collator tokenizes the `text` column itself")
             args.remove_unused_columns = False
-        self._merge_on_save = False
+        self._merge_on_save = self._final_save = self._pushing = False
+        self._target_infos = [info for info in (read_info(train_dataset),) if info is not None] \
+            if hasattr(train_dataset, "info") else []
+        objective = getattr(args, "objective", "token_targets")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective={objective!r}: expected one of {OBJECTIVES}")
+        self._simcse_loss = SimCSELoss(getattr(args, "simcse_temperature", 0.05))
         super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if getattr(self.args, "objective", "token_targets") == "simcse":
+            # The contrastive baseline: two passes, so dropout gives two views of each text.
+            inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
+            view_a = model(**inputs, return_logits=False)
+            view_b = model(**inputs, return_logits=False)
+            loss = self._simcse_loss(view_a.embeddings, view_b.embeddings)
+            return (loss, view_a) if return_outputs else loss
         outputs = model(**inputs, return_logits=return_outputs)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        # `_internal_call` is how Trainer marks checkpoint saves; only a user-facing save merges.
-        self._merge_on_save = bool(getattr(self.args, "merge_lora_on_save", False)) and not _internal_call
+        # `_internal_call` is how Trainer marks checkpoint saves; only a user-facing save, or the save
+        # `push_to_hub` publishes, merges and writes the model card.
+        self._final_save = not _internal_call or self._pushing
+        self._merge_on_save = bool(getattr(self.args, "merge_lora_on_save", False)) and self._final_save
         try:
             super().save_model(output_dir, _internal_call)
         finally:
-            self._merge_on_save = False
+            self._merge_on_save = self._final_save = False
+
+    def push_to_hub(self, *args, **kwargs):
+        # Trainer.push_to_hub saves through save_model(_internal_call=True), like a checkpoint.
+        self._pushing = True
+        try:
+            return super().push_to_hub(*args, **kwargs)
+        finally:
+            self._pushing = False
+
+    def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
+                          tasks=None, dataset_tags=None, dataset=None, dataset_args=None, eval_results=None):
+        """Trainer.push_to_hub calls this before uploading `output_dir`: write our card, not Trainer's.
+        `eval_results` (task -> score) may be passed through `trainer.push_to_hub(eval_results=...)`."""
+        if self.is_world_process_zero():
+            self._write_model_card(self.args.output_dir, language=language, license=license, tags=tags,
+                                   model_name=model_name, base_model=finetuned_from, dataset_ids=dataset,
+                                   eval_results=eval_results)
+
+    def _write_model_card(self, output_dir: str, **card_kwargs) -> None:
+        model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        run_data = {"targets": self._target_infos, "training_args": self.args,
+                    "log_history": list(self.state.log_history),
+                    **{k: v for k, v in card_kwargs.items() if v is not None}}
+        # So a later `model.push_to_hub(repo_id)` publishes this card too (named after that repo).
+        model.model_card_data = {k: v for k, v in run_data.items() if k != "model_name"}
+        merged = bool(getattr(self.args, "merge_lora_on_save", False))
+        card = render_model_card(model.config, repo_id=self.hub_model_id or output_dir, lora_merged=merged,
+                                 **run_data)
+        card.save(os.path.join(output_dir, "README.md"))
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
@@ -63,3 +113,5 @@ class Text2TokenTrainer(Trainer):
         # Arguments as JSON rather than Trainer's pickled training_args.bin: nothing here needs unpickling.
         with open(os.path.join(output_dir, "training_args.json"), "w") as handle:
             handle.write(self.args.to_json_string())
+        if self._final_save:
+            self._write_model_card(output_dir)
