@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,8 +33,17 @@ from .targets.schema import INFO_FILE, TARGET_IDS, TARGET_WEIGHTS, TargetInfo, a
 
 logger = logging.getLogger(__name__)
 
-# `model_cards/` sits beside the package in the source tree (the project's fixed layout).
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+
+
+def _template_dir() -> Path:
+    """`model_cards/` beside the package in a source checkout (the project's fixed layout), else the
+    copy a wheel installs under `<prefix>/share/text2token/model_cards` (setup.cfg data_files)."""
+    source = Path(__file__).resolve().parent.parent / "model_cards"
+    installed = Path(sys.prefix) / "share" / "text2token" / "model_cards"
+    return source if source.is_dir() or not installed.is_dir() else installed
+
+
+TEMPLATE_DIR = _template_dir()
 MODEL_CARD_TEMPLATE = TEMPLATE_DIR / "model_card.md"
 DATASET_CARD_TEMPLATE = TEMPLATE_DIR / "dataset_card.md"
 TAGS = ["text2token", "sentence-embeddings", "feature-extraction"]
