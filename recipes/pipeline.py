@@ -1,8 +1,9 @@
-"""The paper's two-stage recipe in one command, resumable stage by stage:
+"""The paper's two-stage recipe in one command, resumable stage by stage, ending with a table:
 
-    accelerate launch recipes/pipeline.py [--stage1 YAML] [--stage2 YAML] [--steps N] [--skip-eval]
+    accelerate launch recipes/pipeline.py [--stage1 YAML] [--stage2 YAML] [--steps N] [--skip_eval]
 
-stage-1 targets -> stage 1 -> merge -> model-derived targets -> stage 2 (fresh LoRA) -> save.
+stage-1 targets -> stage 1 -> merge -> model-derived targets -> stage 2 (fresh LoRA) -> save ->
+offline evaluation of the final model beside the untrained backbone.
 Each stage is `recipes/train.py` with its YAML; a stage whose output holds `training_complete.json`
 is skipped, and an interrupted one resumes from its last checkpoint.
 """
@@ -22,8 +23,9 @@ HERE = Path(__file__).resolve().parent
 logger = logging.getLogger("text2token.pipeline")
 
 
-def _train_module():
-    spec = importlib.util.spec_from_file_location("text2token_recipe_train", HERE / "train.py")
+def load_recipe(name: str):
+    """Import a sibling recipe script (recipes/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"text2token_recipe_{name}", HERE / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -51,10 +53,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=None, help="max_steps of each stage (overrides the YAMLs)")
     parser.add_argument("--stage1_args", default="", help="extra train.py flags for stage 1, quoted")
     parser.add_argument("--stage2_args", default="", help="extra train.py flags for stage 2, quoted")
+    parser.add_argument("--skip_eval", action="store_true", help="stop after training")
+    parser.add_argument("--eval_quick", type=int, default=100, metavar="N",
+                        help="cap each offline task at N rows in the closing table (0: the full suite)")
+    parser.add_argument("--eval_stage1", action="store_true", help="also score the stage-1 model")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
-    train = _train_module()
+    train = load_recipe("train")
     common = ["--max_steps", str(args.steps)] if args.steps else []
     stage1_flags = common + args.stage1_args.split()
     stage2_flags = common + args.stage2_args.split()
@@ -65,9 +71,34 @@ def main(argv: list[str] | None = None) -> dict:
     stage1 = run_stage(train, args.stage1, stage1_flags)
     # Stage 2 always starts from this run's stage-1 model, whatever its YAML says.
     stage2 = run_stage(train, args.stage2, stage2_flags + ["--backbone", stage1["output_dir"]])
-    summary = {"stage1": stage1, "stage2": stage2, "pipeline_wall_s": round(time.time() - started, 1)}
-    logger.info("Pipeline done: %s", json.dumps(summary, indent=2))
+    summary = {"stage1": stage1, "stage2": stage2, "train_wall_s": round(time.time() - started, 1)}
+    if not args.skip_eval:
+        summary["table"] = evaluate(stage1, stage2, args).to_dict(orient="index")
+    summary["pipeline_wall_s"] = round(time.time() - started, 1)
+    logger.info("Pipeline done in %.0f s", summary["pipeline_wall_s"])
     return summary
+
+
+def evaluate(stage1: dict, stage2: dict, args):
+    """Score the final model beside the untrained backbone (and stage 1 on request)."""
+    train_s = {"text2token-stage1": stage1["train_runtime_s"],
+               "text2token-stage2": stage1["train_runtime_s"] + stage2["train_runtime_s"]}
+    argv = ["--model", stage2["output_dir"], "--label", "text2token-stage2", "--baselines", "untrained",
+            "--output_dir", str(Path(stage2["output_dir"]).parent / "eval")]
+    if args.eval_stage1:
+        argv += ["--model", stage1["output_dir"], "--label", "text2token-stage1"]
+    if args.eval_quick:
+        argv += ["--quick", str(args.eval_quick)]
+    # The untrained baseline is stage 1's backbone, as the YAML or its command-line override names it.
+    backbone = yaml.safe_load(args.stage1.read_text()).get("backbone")
+    stage1_flags = args.stage1_args.split()
+    if "--backbone" in stage1_flags:
+        backbone = stage1_flags[stage1_flags.index("--backbone") + 1]
+    if backbone:
+        argv += ["--backbone", backbone]
+    extras = {label: {"train_wall_s": round(s, 1)} for label, s in train_s.items()}
+    argv += ["--extras", json.dumps(extras)]
+    return load_recipe("evaluate").main(argv)
 
 
 if __name__ == "__main__":

@@ -90,12 +90,13 @@ def _load_pipeline_script():
     return module
 
 
-def test_two_stage_pipeline_runs_both_stages_and_skips_finished_ones(tmp_path, tiny_backbone_dir):
+def test_two_stage_pipeline_runs_both_stages_and_skips_finished_ones(tmp_path, tiny_backbone_dir, monkeypatch):
+    monkeypatch.setenv("TEXT2TOKEN_CACHE", str(tmp_path / "cache"))  # the embedding cache stays in tmp
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES * 4))
     pipeline = _load_pipeline_script()
     flags = f"--backbone {tiny_backbone_dir} --corpus {corpus} --per_device_train_batch_size 4 --save_steps 2"
-    argv = ["--output_root", str(tmp_path / "runs"), "--steps", "2", "--stage1_args", flags,
+    argv = ["--output_root", str(tmp_path / "runs"), "--steps", "2", "--stage1_args", flags, "--eval_quick", "6",
             "--stage2_args", f"--corpus {corpus} --per_device_train_batch_size 4 --save_steps 2 --max_train_samples 8"]
     summary = pipeline.main(argv)
     stage1, stage2 = Path(summary["stage1"]["output_dir"]), Path(summary["stage2"]["output_dir"])
@@ -104,6 +105,10 @@ def test_two_stage_pipeline_runs_both_stages_and_skips_finished_ones(tmp_path, t
     assert info.method == "model" and info.params["temperature"] == 1e-4 and len(stage2_targets) == 8
     assert (stage2 / "targets" / "corpus_prior.safetensors").is_file()
     assert read_info(load_targets(stage1 / "targets")).method == "data"
+    table = summary["table"]
+    assert set(table) == {"text2token-stage2", "untrained"}
+    assert table["text2token-stage2"]["train_wall_s"] > 0 and "Average" in table["untrained"]
+    assert (stage2.parent / "eval" / "summary.md").is_file()
     final = Text2TokenModel.from_pretrained(stage2)
     assert final.config.lora is None and final.encode(SENTENCES).shape[0] == len(SENTENCES)
 

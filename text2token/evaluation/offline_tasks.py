@@ -199,6 +199,13 @@ class OfflineManPageRetrieval(_SnapshotTask, AbsTaskRetrieval):
         for qid, did, score in zip(qrels["query-id"], qrels["corpus-id"], qrels["score"]):
             if qid in kept:
                 relevant.setdefault(qid, {})[did] = int(score)
+        if self.max_rows is not None:
+            # A capped run keeps every relevant document plus max_rows distractors, so the corpus
+            # shrinks with the queries instead of dominating the encoding time.
+            needed = {did for docs in relevant.values() for did in docs}
+            distractors = [i for i, did in enumerate(corpus["id"]) if did not in needed][: self.max_rows]
+            keep_rows = sorted({i for i, did in enumerate(corpus["id"]) if did in needed} | set(distractors))
+            corpus = corpus.select(keep_rows)
         # mteb 2 retrieval format: subset -> split -> RetrievalSplitData
         self.dataset = {"default": {"test": {
             "corpus": corpus,

@@ -1,0 +1,85 @@
+"""Score models and baselines side by side and print one table.
+
+    python recipes/evaluate.py --model outputs/smollm2-135m/stage2 --baselines untrained tfidf
+    python recipes/evaluate.py --model PATH --benchmark "MTEB(eng, v2)"     # needs the Hub (mteb data)
+
+Without --benchmark/--tasks it runs the offline suite (five tasks from real public text shipped in
+this package). Embeddings are cached per system (keyed by a digest of the weights), so a rerun of
+the table only re-scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from text2token.backbones import EMBEDDED_DEFAULT, cache_root
+from text2token.evaluation.systems import BASELINES, load_system
+
+logger = logging.getLogger("text2token.evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", default=[], help="a saved Text2Token model; repeatable")
+    parser.add_argument("--label", action="append", default=[], help="table label of each --model, in order")
+    parser.add_argument("--baselines", nargs="*", default=[], choices=BASELINES)
+    parser.add_argument("--backbone", default=EMBEDDED_DEFAULT, help="backbone of the `untrained` baseline")
+    parser.add_argument("--pooling", default="mean", help="pooling of the `untrained` baseline")
+    parser.add_argument("--max_length", type=int, default=None, help="tokens per text (default: each model's own)")
+    parser.add_argument("--benchmark", default=None, help='an mteb benchmark, e.g. "MTEB(eng, v2)" (Hub needed)')
+    parser.add_argument("--tasks", nargs="*", default=None, help="mteb or offline task names")
+    parser.add_argument("--quick", type=int, default=None, metavar="N",
+                        help="cap every offline task table at N rows (a fast smoke table; not comparable "
+                             "with full-suite scores)")
+    parser.add_argument("--extras", default=None, help="JSON {label: {column: value}} added to the table")
+    parser.add_argument("--output_dir", default="outputs/eval")
+    parser.add_argument("--cache_dir", default=str(cache_root() / "embeddings"))
+    parser.add_argument("--batch_size", type=int, default=32)
+    return parser
+
+
+def resolve_tasks(args):
+    if args.benchmark:
+        import mteb
+
+        return list(mteb.get_benchmark(args.benchmark).tasks)
+    from text2token.evaluation.offline_tasks import OFFLINE_TASKS, load_offline_tasks
+
+    offline = {cls.metadata.name for cls in OFFLINE_TASKS}
+    if args.tasks and not set(args.tasks) <= offline:
+        import mteb
+
+        return list(mteb.get_tasks(tasks=args.tasks))
+    return load_offline_tasks(args.tasks, max_rows=args.quick)
+
+
+def main(argv: list[str] | None = None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    from text2token.evaluation.suite import plot_table, run_offline_suite, summarize, to_markdown, write_table
+
+    if len(args.label) not in (0, len(args.model)):
+        raise SystemExit("give one --label per --model, or none")
+    labels = args.label or [Path(m).name if os.path.exists(m) else m for m in args.model]
+    systems = {label: load_system(spec, max_length=args.max_length) for label, spec in zip(labels, args.model)}
+    for name in args.baselines:
+        systems[name] = load_system(name, backbone=args.backbone, pooling=args.pooling, max_length=args.max_length)
+    if not systems:
+        raise SystemExit("nothing to evaluate: give --model and/or --baselines")
+    extras = json.loads(args.extras) if args.extras else None
+    results = run_offline_suite(systems, args.output_dir, cache_dir=args.cache_dir, tasks=resolve_tasks(args),
+                                extras=extras, batch_size=args.batch_size)
+    table = summarize(results)
+    json_path, md_path = write_table(table, args.output_dir)
+    plot_table(table, Path(args.output_dir) / "summary.png")
+    print(to_markdown(table))
+    print(f"\nwritten: {json_path}, {md_path}, {Path(args.output_dir) / 'summary.png'}")
+    return table
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The systems a comparison evaluates, as embedders with names that change when their weights do.
+
+Specs: a saved Text2Token model (folder or Hub id); `untrained` (the backbone wrapped with the same
+pooling, no training); `tfidf`; `minilm` (the supervised all-MiniLM-L6-v2 reference).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..backbones import EMBEDDED_DEFAULT, resolve_backbone
+from ..modeling import Text2TokenModel
+
+BASELINES = ("untrained", "tfidf", "minilm")
+
+
+def weights_digest(folder: str | Path) -> str:
+    """sha256 of a model folder's safetensors files: the embedding cache's key for those weights."""
+    digest = hashlib.sha256()
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{folder} has no .safetensors weights")
+    for path in files:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+class Text2TokenEmbedder:
+    """`Text2TokenModel.encode` behind the evaluation embedder interface."""
+
+    def __init__(self, model: Text2TokenModel, name: str, max_length: int | None = None):
+        self.model = model.eval()
+        if max_length is not None:
+            model.config.max_length = max_length
+        self.max_length = model.config.max_length
+        self.name = f"{name}-L{self.max_length}"
+        self.dim = model.config.lm_config.hidden_size
+        self.n_parameters = sum(p.numel() for p in model.parameters())
+
+    def encode(self, texts: list[str], batch_size: int = 32, normalize: bool = False) -> np.ndarray:
+        return self.model.encode(texts, batch_size=batch_size, normalize=normalize, show_progress_bar=False)
+
+
+def load_system(spec: str, *, backbone: str = EMBEDDED_DEFAULT, pooling: str = "mean",
+                max_length: int | None = None, corpus: list[str] | None = None):
+    """An embedder for `spec` (see the module docstring). `corpus` fits TF-IDF (default: the suite)."""
+    if spec == "tfidf":
+        from .baselines import TfidfEmbedder
+        from .offline_tasks import suite_texts
+
+        return TfidfEmbedder(corpus=corpus if corpus is not None else suite_texts())
+    if spec == "minilm":
+        from .baselines import MiniLMEmbedder
+
+        return MiniLMEmbedder()
+    if spec == "untrained":
+        folder = resolve_backbone(backbone)
+        model = Text2TokenModel.from_backbone(folder, pooling=pooling)
+        label = f"untrained-{Path(folder).name if Path(folder).exists() else folder}-{pooling}"
+        return Text2TokenEmbedder(model, f"{label}-{weights_digest(folder)}", max_length)
+    path = Path(spec)
+    if path.exists():
+        label = f"{path.parent.name}-{path.name}"
+    else:  # a Hub id: fetch the snapshot once, so the weights can be hashed like a local folder's
+        from huggingface_hub import snapshot_download
+
+        label, path = spec.replace("/", "--"), Path(snapshot_download(spec))
+    model = Text2TokenModel.from_pretrained(path, use_safetensors=True)
+    return Text2TokenEmbedder(model, f"{label}-{weights_digest(path)}", max_length)
