@@ -134,3 +134,21 @@ def test_cli_builds_both_kinds_of_targets(tmp_path, tiny_backbone_dir, tiny_mode
     assert (tmp_path / "model-targets" / "corpus_prior.safetensors").is_file()
     cli(["explain", str(tmp_path / "model"), "a small boat", "-k", "3"])
     assert "a small boat" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_compare_trains_simcse_and_tabulates_every_system(tmp_path, tiny_backbone_dir, monkeypatch):
+    monkeypatch.setenv("TEXT2TOKEN_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES * 4))
+    spec = importlib.util.spec_from_file_location("recipe_compare", ROOT / "recipes" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    flags = f"--backbone {tiny_backbone_dir} --corpus {corpus} --per_device_train_batch_size 4 --max_train_samples 8"
+    table = compare.main(["--output_root", str(tmp_path / "runs"), "--steps", "2", "--extra_args", flags,
+                          "--quick", "6"])
+    assert set(table.index) == {"text2token-stage1", "text2token-stage2", "simcse", "untrained", "tfidf", "minilm"}
+    assert table.loc["simcse", "train_wall_s"] > 0
+    assert json.loads((tmp_path / "runs" / "simcse" / "training_complete.json").read_text())["global_step"] == 2
+    assert (tmp_path / "runs" / "compare" / "summary.png").is_file()
+
