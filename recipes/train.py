@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import transformers
-from transformers.trainer_utils import get_last_checkpoint
 
+from text2token.checkpointing import last_complete_checkpoint
 from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
 from text2token.factory import build_model, load_training_texts, lora_settings, prepare_targets
 from text2token.trainer import Text2TokenTrainer
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> str:
     model.add_lora(lora_settings(model_args))
 
     trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset)
-    checkpoint = training_args.resume_from_checkpoint or get_last_checkpoint(training_args.output_dir)
+    checkpoint = training_args.resume_from_checkpoint or last_complete_checkpoint(training_args.output_dir)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)

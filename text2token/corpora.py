@@ -8,6 +8,8 @@ from pathlib import Path
 
 import datasets
 
+from .files import read_or_name_the_file
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CORPUS = "wordnet-glosses"
@@ -38,14 +40,14 @@ def load_corpus(
     elif path.suffix == ".txt":
         if not path.is_file():
             raise FileNotFoundError(f"corpus file {source} does not exist")
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-        dataset = datasets.Dataset.from_dict({text_column: [line for line in lines if line]})
+        dataset = datasets.Dataset.from_dict({text_column: _read_text_lines(path)})
     elif path.suffix in _FILE_BUILDERS:
         if not path.is_file():
             raise FileNotFoundError(f"corpus file {source} does not exist")
-        dataset = datasets.load_dataset(_FILE_BUILDERS[path.suffix], data_files=str(path), split="train")
+        dataset = read_or_name_the_file(
+            lambda: datasets.load_dataset(_FILE_BUILDERS[path.suffix], data_files=str(path), split="train"), path)
     elif path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "state.json").is_file()):
-        dataset = datasets.load_from_disk(str(path))
+        dataset = read_or_name_the_file(lambda: datasets.load_from_disk(str(path)), path)
     elif path.exists():
         raise ValueError(f"corpus {source}: not a .txt/.parquet/.csv/.json/.jsonl file nor a saved dataset folder")
     else:
@@ -56,3 +58,18 @@ def load_corpus(
         dataset = dataset.select(range(max_rows))
     logger.info("Loaded corpus %s: %d rows", source, len(dataset))
     return dataset
+
+
+def _read_text_lines(path: Path) -> list[str]:
+    """Non-blank lines of a UTF-8 text file; a line that is not UTF-8 is named with its number."""
+    texts = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+            if line:
+                texts.append(line)
+    return texts
+

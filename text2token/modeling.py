@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import logging
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -20,7 +22,10 @@ from .attention import set_attention_mode
 from .configuration import Text2TokenConfig
 from .losses import TokenTargetKLLoss
 from .pooling import pool, position_ids_from_mask
-from .tokenization import ensure_pad_token, tokenize_texts
+from .tokenization import ensure_pad_token, replace_lone_surrogates, tokenize_texts
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -223,6 +228,10 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+            cleaned = replace_lone_surrogates(text)
+            if cleaned is not None:
+                logger.warning("texts[%d] holds lone surrogates (not valid UTF-8): encoded with U+FFFD in their place", i)
+                texts[i] = cleaned
         order = np.argsort([-len(t) for t in texts], kind="stable")
         was_training = self.training
         self.eval()

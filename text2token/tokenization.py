@@ -7,6 +7,16 @@ from collections.abc import Sequence
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 
+def replace_lone_surrogates(text: str) -> str | None:
+    """`text` with lone UTF-16 surrogates (not encodable as UTF-8, so no tokenizer takes them) turned
+    into U+FFFD, or None when there were none."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+
+
 def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     """Many causal LMs ship without a pad token; padding slots are masked out, so EOS serves."""
     if tokenizer.pad_token is None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 
+import torch
 from transformers import Trainer
+from transformers.trainer_utils import rotate_checkpoints
 
+from .checkpointing import STAGING_DIR, NonFiniteLossError, describe_batch, publish_checkpoint
 from .collator import Text2TokenCollator
 from .losses import SimCSELoss
 from .hub import render_model_card
-from .targets.schema import check_tokenizer, read_info
+from .targets.schema import TARGET_IDS, check_tokenizer, read_info, validate_targets
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +34,11 @@ class Text2TokenTrainer(Trainer):
     def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, eval_dataset=None,
                  processing_class=None, **kwargs):
         processing_class = processing_class or model.tokenizer
-        for dataset in (train_dataset, eval_dataset):
+        for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
             if dataset is not None and hasattr(dataset, "info"):
                 check_tokenizer(read_info(dataset), processing_class)
+                if TARGET_IDS in dataset.column_names:
+                    validate_targets(dataset, model.config.lm_config.vocab_size, source=name)
         if data_collator is None:
             data_collator = Text2TokenCollator(processing_class, max_length=model.config.max_length,
                                                prompt=model.config.prompt)
@@ -60,7 +65,38 @@ class Text2TokenTrainer(Trainer):
             loss = self._simcse_loss(view_a.embeddings, view_b.embeddings)
             return (loss, view_a) if return_outputs else loss
         outputs = model(**inputs, return_logits=return_outputs)
+        if not torch.isfinite(outputs.loss.detach()).all():
+            self._stop_on_non_finite_loss(outputs.loss, inputs)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def _stop_on_non_finite_loss(self, loss, inputs) -> None:
+        # The weights are still those of the last finished step: save them, then stop loudly.
+        step = self.state.global_step
+        self._save_checkpoint(self.model, trial=None)
+        batch = describe_batch(self.processing_class, inputs["input_ids"], inputs["attention_mask"])
+        raise NonFiniteLossError(
+            f"the loss is {loss.item()} at step {step + 1} (batch of {batch}); the state after step {step} is "
+            f"saved in {self.args.output_dir}/checkpoint-{step}. Lower the learning rate, check these texts and "
+            f"their targets, or use fp32")
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # Trainer writes checkpoint-N file by file; write it under a staging folder and rename it into
+        # place when complete, so a crash never leaves a half checkpoint under its final name.
+        run_dir = self._get_output_dir(trial=trial)
+        staging = os.path.join(run_dir, STAGING_DIR)
+        self._get_output_dir = lambda trial=None: staging  # instance attribute shadows the method
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            del self._get_output_dir
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            final = publish_checkpoint(staging, run_dir, self.state.global_step)
+            if self.state.best_model_checkpoint and self.state.best_model_checkpoint.startswith(staging):
+                self.state.best_model_checkpoint = final
+            if self.args.save_total_limit:
+                rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         # `_internal_call` is how Trainer marks checkpoint saves; only a user-facing save, or the save

@@ -19,6 +19,8 @@ from typing import Any
 import datasets
 from transformers import PreTrainedTokenizerBase
 
+from ..files import read_or_name_the_file
+
 TEXT = "text"
 TARGET_IDS = "target_ids"
 TARGET_WEIGHTS = "target_weights"
@@ -119,10 +121,59 @@ def load_targets(path: str | os.PathLike) -> datasets.Dataset:
     path = Path(path)
     if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
         raise FileNotFoundError(f"{path} is not a saved target dataset (no dataset_info.json/state.json)")
-    dataset = datasets.load_from_disk(str(path))
+    dataset = read_or_name_the_file(lambda: datasets.load_from_disk(str(path)), path)
     missing = [c for c in (TARGET_IDS, TARGET_WEIGHTS) if c not in dataset.column_names]
     if missing:
         raise ValueError(f"{path}: missing target column(s) {missing}; found {dataset.column_names}")
     if read_info(dataset) is None and (path / INFO_FILE).is_file():
         attach_info(dataset, TargetInfo.from_json((path / INFO_FILE).read_text()))
     return dataset
+
+
+WEIGHT_SUM_TOLERANCE = 1e-3
+
+
+def validate_targets(dataset: datasets.Dataset, vocab_size: int, *, source: str = "targets") -> None:
+    """Check every target row before training uses it; the error names the first bad row and field.
+
+    Checked: the columns exist; ids and weights have the same length, at least one entry, ids are
+    inside the vocabulary and unique within a row; weights are finite, non-negative and sum to 1.
+    Runs on the Arrow buffers (numpy), not row by row in Python.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    missing = [c for c in (TEXT, TARGET_IDS, TARGET_WEIGHTS) if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {missing}; found {dataset.column_names}")
+    if len(dataset) == 0:
+        raise ValueError(f"{source}: no rows")
+    table = dataset.with_format("arrow")[:]
+    ids_col = table.column(TARGET_IDS).combine_chunks()
+    weights_col = table.column(TARGET_WEIGHTS).combine_chunks()
+    if ids_col.null_count or weights_col.null_count:
+        row = int(np.flatnonzero(np.asarray(ids_col.is_null()) | np.asarray(weights_col.is_null()))[0])
+        raise ValueError(f"{source}: row {row}: {TARGET_IDS} or {TARGET_WEIGHTS} is null")
+    id_lengths = np.diff(np.asarray(ids_col.offsets))
+    weight_lengths = np.diff(np.asarray(weights_col.offsets))
+
+    def fail(mask: np.ndarray, message: str):
+        bad = np.flatnonzero(mask)
+        if len(bad):
+            raise ValueError(f"{source}: row {int(bad[0])}: {message} ({len(bad)} bad row(s) in all)")
+
+    fail(id_lengths != weight_lengths, f"{TARGET_IDS} and {TARGET_WEIGHTS} have different lengths")
+    fail(id_lengths == 0, "empty target")
+    rows = np.repeat(np.arange(len(id_lengths)), id_lengths)
+    ids = np.asarray(pa.compute.cast(ids_col.flatten(), pa.int64()))
+    weights = np.asarray(pa.compute.cast(weights_col.flatten(), pa.float64()))
+    per_row = lambda values: np.bincount(rows, weights=values.astype(np.float64), minlength=len(id_lengths))
+    fail(per_row((ids < 0) | (ids >= vocab_size)) > 0,
+         f"{TARGET_IDS} holds an id outside the vocabulary [0, {vocab_size})")
+    fail(per_row(~np.isfinite(weights)) > 0, f"{TARGET_WEIGHTS} holds NaN or infinity")
+    fail(per_row(weights < 0) > 0, f"{TARGET_WEIGHTS} holds a negative weight")
+    sums = per_row(np.where(np.isfinite(weights), weights, 0.0))
+    fail(np.abs(sums - 1.0) > WEIGHT_SUM_TOLERANCE, f"{TARGET_WEIGHTS} do not sum to 1")
+    order = np.lexsort((ids, rows))
+    duplicate = (np.diff(rows[order]) == 0) & (np.diff(ids[order]) == 0)
+    fail(per_row(np.r_[duplicate, False][np.argsort(order)]) > 0, f"{TARGET_IDS} holds a duplicate id")
