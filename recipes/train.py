@@ -9,6 +9,7 @@ from pathlib import Path
 
 import transformers
 
+from text2token.alignment import AlignmentCallback, hold_out
 from text2token.checkpointing import last_complete_checkpoint
 from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
 from text2token.factory import build_model, load_training_texts, lora_settings, prepare_targets
@@ -34,7 +35,12 @@ def main(argv: list[str] | None = None) -> str:
                                             backbone_name=model_args.backbone)
     model.add_lora(lora_settings(model_args))
 
-    trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset)
+    callbacks = []
+    if training_args.alignment_every:
+        train_dataset, held_out = hold_out(train_dataset, training_args.alignment_texts, seed=training_args.seed)
+        callbacks.append(AlignmentCallback(held_out, training_args.alignment_every,
+                                           plot_path=Path(training_args.output_dir) / "alignment.png"))
+    trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset, callbacks=callbacks)
     checkpoint = training_args.resume_from_checkpoint or last_complete_checkpoint(training_args.output_dir)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)

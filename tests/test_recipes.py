@@ -69,10 +69,12 @@ def test_train_recipe_trains_saves_and_resumes(tmp_path, tiny_backbone_dir):
     out = tmp_path / "run"
     common = ["--config", str(ROOT / "recipes/smollm2-135m/stage1.yaml"), "--backbone", str(tiny_backbone_dir),
               "--corpus", str(corpus), "--output_dir", str(out), "--per_device_train_batch_size", "4",
-              "--save_steps", "2", "--logging_steps", "1", "--warmup_steps", "0"]
+              "--save_steps", "2", "--logging_steps", "1", "--warmup_steps", "0",
+              "--alignment_every", "2", "--alignment_texts", "4"]
     train = _load_train_script()
     train.main(common + ["--max_steps", "4"])
     assert (out / "checkpoint-4").is_dir() and (out / "targets").is_dir()
+    assert (out / "alignment.png").stat().st_size > 1000
     model = Text2TokenModel.from_pretrained(out)
     assert model.config.lora is None and model.encode(SENTENCES).shape[0] == len(SENTENCES)
 
@@ -95,9 +97,11 @@ def test_two_stage_pipeline_runs_both_stages_and_skips_finished_ones(tmp_path, t
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES * 4))
     pipeline = _load_pipeline_script()
-    flags = f"--backbone {tiny_backbone_dir} --corpus {corpus} --per_device_train_batch_size 4 --save_steps 2"
+    flags = (f"--backbone {tiny_backbone_dir} --corpus {corpus} --per_device_train_batch_size 4 --save_steps 2 "
+             f"--alignment_texts 4")
     argv = ["--output_root", str(tmp_path / "runs"), "--steps", "2", "--stage1_args", flags, "--eval_quick", "6",
-            "--stage2_args", f"--corpus {corpus} --per_device_train_batch_size 4 --save_steps 2 --max_train_samples 8"]
+            "--stage2_args", f"--corpus {corpus} --per_device_train_batch_size 4 --save_steps 2 --max_train_samples 8 "
+                             f"--alignment_texts 4"]
     summary = pipeline.main(argv)
     stage1, stage2 = Path(summary["stage1"]["output_dir"]), Path(summary["stage2"]["output_dir"])
     stage2_targets = load_targets(stage2 / "targets")
@@ -144,7 +148,8 @@ def test_compare_trains_simcse_and_tabulates_every_system(tmp_path, tiny_backbon
     spec = importlib.util.spec_from_file_location("recipe_compare", ROOT / "recipes" / "compare.py")
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)
-    flags = f"--backbone {tiny_backbone_dir} --corpus {corpus} --per_device_train_batch_size 4 --max_train_samples 8"
+    flags = (f"--backbone {tiny_backbone_dir} --corpus {corpus} --per_device_train_batch_size 4 --max_train_samples 8 "
+             f"--alignment_every 0")
     table = compare.main(["--output_root", str(tmp_path / "runs"), "--steps", "2", "--extra_args", flags,
                           "--quick", "6"])
     assert set(table.index) == {"text2token-stage1", "text2token-stage2", "simcse", "untrained", "tfidf", "minilm"}

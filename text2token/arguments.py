@@ -67,6 +67,10 @@ class Text2TokenTrainingArguments(TrainingArguments):
         "help": "token_targets: KL to the target token distributions (Text2Token) | simcse: unsupervised SimCSE "
                 "(two dropout views, in-batch negatives), the contrastive baseline on the same trainer"})
     simcse_temperature: float = field(default=0.05, metadata={"help": "SimCSE similarity temperature."})
+    alignment_every: int = field(default=0, metadata={
+        "help": "Every N steps, log hit@10 and local/global alignment of the embedding's top tokens on held-out "
+                "texts (0: off); writes <output_dir>/alignment.png"})
+    alignment_texts: int = field(default=64, metadata={"help": "Texts held out of training for --alignment_every."})
     save_safetensors: bool = True
 
 

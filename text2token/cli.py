@@ -8,12 +8,13 @@ import sys
 
 
 def _explain(args) -> None:
-    from .modeling import Text2TokenModel
+    from .explain import compare, explain, load_model, load_pair, render, render_comparison
 
-    model = Text2TokenModel.from_pretrained(args.model, use_safetensors=True)
-    for text, tokens in zip(args.texts, model.explain(args.texts, k=args.k)):
-        print(text)
-        print("  " + "  ".join(f"{token!r} {prob:.3f}" for token, prob in tokens))
+    if args.compare:
+        pair = load_pair(args.model, args.compare)
+        print(render_comparison(compare(*pair, args.texts, k=args.k), names=(args.model, args.compare)))
+    else:
+        print(render(explain(load_model(args.model), args.texts, k=args.k)))
 
 
 def _build_targets(args) -> None:
@@ -52,10 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="text2token", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    explain = commands.add_parser("explain", help="print each text's top vocabulary tokens under a model")
-    explain.add_argument("model", help="a saved Text2Token model (folder or Hub id)")
+    explain = commands.add_parser("explain", help="print each text's top vocabulary tokens under a model, "
+                                  "marking those that appear in the text (*) and those derived beyond it")
+    explain.add_argument("model", help="a saved Text2Token model (folder or Hub id), or a plain causal LM "
+                         "(wrapped with the --compare model's pooling, else mean pooling)")
     explain.add_argument("texts", nargs="+")
     explain.add_argument("-k", type=int, default=10)
+    explain.add_argument("--compare", metavar="MODEL2", default=None,
+                         help="a second model (e.g. stage 1 vs stage 2, untrained vs trained) shown side by side")
     explain.set_defaults(run=_explain)
 
     targets = commands.add_parser("targets", help="target datasets").add_subparsers(dest="action", required=True)

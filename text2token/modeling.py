@@ -111,6 +111,13 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
             model.add_lora(lora)
         return model
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As `PreTrainedModel.from_pretrained`, but safetensors only unless `use_safetensors=False`
+        is passed explicitly: pickle weight files can run code when loaded."""
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(*args, **kwargs)
+
     def add_lora(self, lora: dict | LoraSettings | None = None) -> None:
         """Add a fresh LoRA adapter (paper defaults when `lora` is None); only it will train."""
         if has_lora(self.backbone):
