@@ -58,3 +58,12 @@ SENTENCES = [
     "hi",
     "Photosynthesis converts light energy into chemical energy.",
 ]
+
+
+@pytest.fixture
+def tiny_backbone_dir(tmp_path, real_tokenizer):
+    """A plain causal-LM folder (tiny random Llama + the real tokenizer), as users pass `--backbone`."""
+    folder = tmp_path / "backbone"
+    tiny_backbone(len(real_tokenizer), real_tokenizer.pad_token_id).save_pretrained(folder)
+    real_tokenizer.save_pretrained(folder)
+    return folder

@@ -8,7 +8,7 @@ from text2token import Text2TokenModel
 from text2token.targets import load_targets, read_info
 from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
 
-from model_fixtures import SENTENCES, tiny_backbone
+from model_fixtures import SENTENCES
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE_TYPES = (ModelArguments, DataArguments, Text2TokenTrainingArguments)
@@ -53,14 +53,6 @@ def test_wrongly_typed_yaml_value_is_refused(tmp_path):
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         parse_recipe_args(RECIPE_TYPES, ["--config", str(tmp_path / "nope.yaml")])
-
-
-@pytest.fixture
-def tiny_backbone_dir(tmp_path, real_tokenizer):
-    folder = tmp_path / "backbone"
-    tiny_backbone(len(real_tokenizer), real_tokenizer.pad_token_id).save_pretrained(folder)
-    real_tokenizer.save_pretrained(folder)
-    return folder
 
 
 def test_train_recipe_trains_saves_and_resumes(tmp_path, tiny_backbone_dir):

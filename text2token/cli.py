@@ -41,7 +41,7 @@ def _build_targets(args) -> None:
         work_dir = Path(args.work_dir or f"{args.output}.work")
         targets = build_model_derived_targets(model, corpus, work_dir=work_dir, text_column=args.text_column,
                                               temperature=args.temperature, top_k=args.top_k or 32,
-                                              backbone=args.backbone, corpus=args.corpus)
+                                              shard_size=args.shard_size, backbone=args.backbone, corpus=args.corpus)
         extra = [work_dir / PRIOR_FILE]
     print(f"wrote {len(targets)} rows to {save_targets(targets, args.output, extra_files=extra)}")
 
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--top-k", type=int, default=None)
     build.add_argument("--temperature", type=float, default=None, help="model: tau (default the paper's)")
     build.add_argument("--work-dir", default=None, help="model: resumable shards (default <output>.work)")
+    build.add_argument("--shard-size", type=int, default=1024, help="model: texts per resumable shard")
     build.add_argument("--output", required=True)
     build.set_defaults(run=_build_targets)
     return parser

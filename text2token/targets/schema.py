@@ -101,6 +101,8 @@ def save_targets(dataset: datasets.Dataset, path: str | os.PathLike,
     half-written dataset under the final name. `extra_files` (e.g. the corpus prior) go beside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*"):  # left by a save that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         dataset.save_to_disk(str(staging))
