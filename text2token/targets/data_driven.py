@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import datasets
 import numpy as np
+import pyarrow as pa
 from transformers import PreTrainedTokenizerBase
 
 from .. import __version__
@@ -56,20 +57,28 @@ def _unique_content_ids(batch, indices, *, tokenizer, stopwords, text_column):
     return {_IDS: [list(dict.fromkeys(ids)) for ids in token_ids], "source_row": indices}
 
 
-def _weights(batch, *, weighting, idf, top_k):
-    out_ids, out_weights = [], []
-    for ids in batch[_IDS]:
-        if weighting == "idf":
-            scores = idf[ids]
-            keep = np.argsort(-scores, kind="stable")[:top_k] if top_k else np.arange(len(ids))
-            ids = [ids[i] for i in keep]
-            scores = scores[keep]
-        else:
-            ids = ids[:top_k] if top_k else ids
-            scores = np.ones(len(ids))
-        out_ids.append(ids)
-        out_weights.append((scores / scores.sum()).astype(np.float32).tolist())
-    return {TARGET_IDS: out_ids, TARGET_WEIGHTS: out_weights}
+def _weigh(ids: np.ndarray, lengths: np.ndarray, *, weighting: str, idf: np.ndarray | None,
+           top_k: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Kept ids, their weights (summing to 1 per row) and the new row lengths, for all rows at once.
+
+    `ids` is the flat array of every row's unique ids and `lengths` the row sizes (all > 0). Uniform
+    keeps each row's first `top_k` ids in text order; idf keeps its `top_k` highest-idf ids (ties in
+    text order). Whole-corpus numpy instead of a Python loop per row.
+    """
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    position = np.arange(len(ids)) - starts
+    scores = idf[ids] if weighting == "idf" else np.ones(len(ids))
+    if top_k is not None:
+        # Rank within each row: by row, then descending score, then text order (stable).
+        order = np.lexsort((position, -scores, rows))
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[order] = np.arange(len(ids)) - starts[order]
+        keep = np.sort(order[rank[order] < top_k]) if weighting == "uniform" else order[rank[order] < top_k]
+        ids, scores, rows = ids[keep], scores[keep], rows[keep]
+    new_lengths = np.bincount(rows, minlength=len(lengths))
+    weights = scores / np.repeat(np.bincount(rows, weights=scores, minlength=len(lengths)), new_lengths)
+    return ids, weights.astype(np.float32), new_lengths
 
 
 def build_data_driven_targets(
@@ -110,31 +119,31 @@ def build_data_driven_targets(
     if text_column != TEXT:
         tokenized = tokenized.rename_column(text_column, TEXT)
 
-    lengths = np.array([len(ids) for ids in tokenized[_IDS]])
+    ids_column = tokenized.data.column(_IDS).combine_chunks()
+    lengths = np.diff(np.asarray(ids_column.offsets))
     empty_rows = np.flatnonzero(lengths == 0)
     if len(empty_rows):
         examples = [repr(tokenized[int(i)][TEXT])[:80] for i in empty_rows[:5]]
         logger.warning("%d of %d texts have no content tokens (stopwords/punctuation only) and are skipped; "
                        "for example rows %s: %s", len(empty_rows), len(tokenized), empty_rows[:5].tolist(), examples)
-        tokenized = tokenized.select(np.flatnonzero(lengths > 0))
+    kept_rows = np.flatnonzero(lengths > 0)
+    flat_ids = np.asarray(ids_column.flatten(), dtype=np.int64)  # empty rows contribute nothing here
 
     idf = None
     vocab_size = len(tokenizer)
     if weighting == "idf":
-        flat = np.concatenate([np.asarray(ids, dtype=np.int64) for ids in tokenized[_IDS]])
-        df = np.bincount(flat, minlength=vocab_size)
-        n = len(tokenized)
-        idf = np.log((n + 1) / (df + 1)) + 1.0  # smoothed idf: never zero, so no token loses all mass
-
-    targets = tokenized.map(
-        _weights,
-        batched=True,
-        batch_size=batch_size,
-        remove_columns=[_IDS],
-        fn_kwargs={"weighting": weighting, "idf": idf, "top_k": top_k},
-        features=target_features({"source_row": datasets.Value("int64")}),
-        desc="Data-driven targets: weighting",
-    )
+        df = np.bincount(flat_ids, minlength=vocab_size)
+        idf = np.log((len(kept_rows) + 1) / (df + 1)) + 1.0  # smoothed: never zero, no token loses all mass
+    ids, weights, new_lengths = _weigh(flat_ids, lengths[kept_rows], weighting=weighting, idf=idf, top_k=top_k)
+    offsets = pa.array(np.r_[0, np.cumsum(new_lengths)].astype(np.int32))
+    table = pa.table({
+        TEXT: tokenized.data.column(TEXT).take(pa.array(kept_rows)),
+        TARGET_IDS: pa.ListArray.from_arrays(offsets, pa.array(ids.astype(np.int32))),
+        TARGET_WEIGHTS: pa.ListArray.from_arrays(offsets, pa.array(weights)),
+        "source_row": tokenized.data.column("source_row").take(pa.array(kept_rows)),
+    })
+    features = target_features({"source_row": datasets.Value("int64")})
+    targets = datasets.Dataset(table.cast(features.arrow_schema), info=datasets.DatasetInfo(features=features))
     info = TargetInfo(
         method="data",
         params={"weighting": weighting, "top_k": top_k, "stopwords": "scikit-learn ENGLISH_STOP_WORDS"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
@@ -147,7 +148,7 @@ def build_model_derived_targets(
     if not 1 <= top_k <= vocab_size:
         raise ValueError(f"top_k={top_k}: must be between 1 and the vocabulary size {vocab_size}")
 
-    texts = dataset[text_column]
+    texts = dataset.with_format("arrow")[text_column].to_pylist()  # one conversion, not a lookup per row
     rows, dropped = _valid_rows(texts, text_column)
     if len(rows) == 0:
         raise ValueError("no non-empty text in the dataset: there is nothing to build targets from")
@@ -160,9 +161,12 @@ def build_model_derived_targets(
     _atomic_save({"prior": prior}, work_dir / PRIOR_FILE, metadata={"meaning": "softmax(W mean_corpus h0)"})
 
     features = target_features({TARGET_MASS: datasets.Value("float32"), "source_row": datasets.Value("int64")})
-    targets = datasets.Dataset.from_dict(
-        {TEXT: kept_texts, TARGET_IDS: list(ids), TARGET_WEIGHTS: list(weights), TARGET_MASS: mass,
-         "source_row": rows}, features=features)
+    offsets = pa.array(np.arange(0, ids.size + 1, top_k, dtype=np.int32))  # every row holds exactly top_k
+    table = pa.table({TEXT: pa.array(kept_texts, pa.string()),
+                      TARGET_IDS: pa.ListArray.from_arrays(offsets, pa.array(ids.ravel())),
+                      TARGET_WEIGHTS: pa.ListArray.from_arrays(offsets, pa.array(weights.ravel())),
+                      TARGET_MASS: pa.array(mass), "source_row": pa.array(rows)})
+    targets = datasets.Dataset(table.cast(features.arrow_schema), info=datasets.DatasetInfo(features=features))
     tokenizer = model.tokenizer
     top_prior = prior.topk(20)
     info = TargetInfo(

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,19 @@ def target_features(extra: dict[str, Any] | None = None) -> datasets.Features:
     return datasets.Features(features)
 
 
+_FINGERPRINTS: "weakref.WeakKeyDictionary[PreTrainedTokenizerBase, tuple[int, str]]" = weakref.WeakKeyDictionary()
+
+
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
-    """A hash of the vocabulary (token -> id), the only part of a tokenizer that targets depend on."""
+    """A hash of the vocabulary (token -> id), the only part of a tokenizer that targets depend on.
+    Cached per tokenizer object (keyed with its size, so added tokens invalidate it)."""
+    cached = _FINGERPRINTS.get(tokenizer)
+    if cached is not None and cached[0] == len(tokenizer):
+        return cached[1]
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+    _FINGERPRINTS[tokenizer] = (len(tokenizer), digest)
+    return digest
 
 
 @dataclasses.dataclass
