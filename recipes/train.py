@@ -11,7 +11,13 @@ import transformers
 
 from text2token.alignment import AlignmentCallback, hold_out
 from text2token.checkpointing import last_complete_checkpoint
-from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
+from text2token.arguments import (
+    DataArguments,
+    ModelArguments,
+    Text2TokenTrainingArguments,
+    check_recipe,
+    parse_recipe_args,
+)
 from text2token.factory import build_model, load_training_texts, lora_settings, prepare_targets
 from text2token.trainer import Text2TokenTrainer
 
@@ -22,6 +28,7 @@ COMPLETE_MARKER = "training_complete.json"
 def main(argv: list[str] | None = None) -> str:
     model_args, data_args, training_args = parse_recipe_args(
         (ModelArguments, DataArguments, Text2TokenTrainingArguments), argv)
+    check_recipe(model_args, data_args, training_args)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
                         stream=sys.stdout, force=True)
     transformers.set_seed(training_args.seed)

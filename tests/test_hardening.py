@@ -138,3 +138,31 @@ def test_truncated_target_dataset_is_named(real_tokenizer, tmp_path):
     arrow.write_bytes(arrow.read_bytes()[:100])
     with pytest.raises(ValueError, match=r"targets: cannot be read as a dataset"):
         load_targets(folder)[0]
+
+
+def test_a_crash_during_the_final_save_leaves_no_loadable_half_model(tiny_model, tmp_path, monkeypatch):
+    trainer = _training(tiny_model, tmp_path, max_steps=2, save_steps=100)
+    trainer.train()
+    out = tmp_path / "out"
+    monkeypatch.setattr(trainer, "_write_model_card", lambda folder: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save_model()
+    assert not (out / "config.json").exists() and not (out / "model.safetensors").exists()
+    monkeypatch.undo()
+    trainer.save_model()  # the rerun publishes a whole model
+    assert (out / "config.json").is_file() and not (out / ".final-staging").exists()
+
+
+def test_hub_tokens_stay_out_of_logs_and_cards(loopback_hub, real_tokenizer, tmp_path, caplog):
+    import logging
+
+    from huggingface_hub import DatasetCard
+
+    from text2token.hub import push_targets_to_hub
+
+    secret = "hf_doNotLeakThisToken0123456789"
+    caplog.set_level(logging.DEBUG)
+    targets = build_data_driven_targets(datasets.Dataset.from_dict({"text": SENTENCES}), real_tokenizer)
+    push_targets_to_hub(targets, "tester/token-check", token=secret)
+    card = DatasetCard.load("tester/token-check", repo_type="dataset").content
+    assert secret not in caplog.text and secret not in card

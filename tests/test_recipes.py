@@ -149,3 +149,26 @@ def test_compare_trains_simcse_and_tabulates_every_system(tmp_path, tiny_backbon
     assert json.loads((tmp_path / "runs" / "simcse" / "training_complete.json").read_text())["global_step"] == 2
     assert (tmp_path / "runs" / "compare" / "summary.png").is_file()
 
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--objective", "simcse", "--targets", "some/folder"], "objective=simcse trains on plain text"),
+    (["--target_method", "model", "--weighting", "idf"], "weighting='idf' applies to data-driven targets"),
+    (["--target_temperature", "0.001"], "target_temperature applies to model-derived targets"),
+    (["--pooling", "last", "--prompt", "{text}"], "last pooling reads the token after the prompt"),
+])
+def test_conflicting_recipe_options_are_refused(flags, message):
+    from text2token.arguments import check_recipe
+
+    args = parse_recipe_args(RECIPE_TYPES, ["--config", str(ROOT / "recipes/smollm2-135m/stage1.yaml"), *flags])
+    with pytest.raises(ValueError, match=f"conflicting options: .*{message}"):
+        check_recipe(*args)
+
+
+def test_model_derived_targets_need_a_trained_text2token_model(tmp_path, tiny_backbone_dir):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES))
+    with pytest.raises(ValueError, match="is not one: train stage 1 first"):
+        _load_train_script().main(["--config", str(ROOT / "recipes/smollm2-135m/stage2.yaml"), "--backbone",
+                                   str(tiny_backbone_dir), "--corpus", str(corpus), "--output_dir",
+                                   str(tmp_path / "out"), "--max_train_samples", "4"])

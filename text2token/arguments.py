@@ -120,3 +120,22 @@ def parse_recipe_args(dataclass_types, argv: list[str] | None = None):
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
     return parser.parse_args_into_dataclasses(args=yaml_flags + rest, look_for_args_file=False)
+
+
+def check_recipe(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
+    """Refuse option combinations that would run but not do what they say."""
+    problems = []
+    objective = getattr(training_args, "objective", "token_targets")
+    if objective == "simcse" and data_args.targets:
+        problems.append("objective=simcse trains on plain text: drop targets (or use objective=token_targets)")
+    if data_args.target_method == "model" and data_args.weighting != "uniform":
+        problems.append(f"weighting={data_args.weighting!r} applies to data-driven targets, not target_method=model")
+    if data_args.target_method == "data" and data_args.target_temperature is not None:
+        problems.append("target_temperature applies to model-derived targets (target_method=model)")
+    if model_args.pooling == "last" and model_args.prompt == "{text}":
+        problems.append("last pooling reads the token after the prompt; prompt='{text}' leaves none "
+                        "(omit prompt for PromptEOL)")
+    if data_args.max_train_samples is not None and data_args.max_train_samples < 1:
+        problems.append(f"max_train_samples={data_args.max_train_samples}: must be positive")
+    if problems:
+        raise ValueError("conflicting options: " + "; ".join(problems))

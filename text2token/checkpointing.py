@@ -15,6 +15,8 @@ from pathlib import Path
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 STAGING_DIR = ".checkpoint-staging"
+FINAL_STAGING_DIR = ".final-staging"
+CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.json"
 RESUME_FILES = ("optimizer.pt", "scheduler.pt")
@@ -33,6 +35,22 @@ def publish_checkpoint(staging_root: str, run_dir: str, step: int) -> str:
     os.replace(os.path.join(staging_root, name), final)
     shutil.rmtree(staging_root, ignore_errors=True)
     return final
+
+
+def publish_files(staging: str, folder: str) -> None:
+    """Move every file of `staging` into `folder`, config.json last, after removing the old one: while
+    the move runs, `from_pretrained(folder)` finds no config and fails rather than mixing old and new
+    files, and once config.json is there every file it describes is in place."""
+    old_config = os.path.join(folder, CONFIG_FILE)
+    if os.path.exists(old_config):
+        os.remove(old_config)
+    names = sorted(os.listdir(staging), key=lambda name: name == CONFIG_FILE)
+    for name in names:
+        destination = os.path.join(folder, name)
+        if os.path.isdir(destination) and not os.path.islink(destination):
+            shutil.rmtree(destination)
+        os.replace(os.path.join(staging, name), destination)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:

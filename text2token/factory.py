@@ -89,6 +89,9 @@ def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str
     else:
         if model.config.lora is not None:
             raise ValueError("model-derived targets need the frozen starting model: build them before add_lora")
+        if not is_text2token_checkpoint(model.config._name_or_path or ""):
+            raise ValueError(f"target_method=model derives targets from a trained Text2Token model (stage 1), but "
+                             f"backbone={backbone_name!r} is not one: train stage 1 first and pass its output folder")
         work_dir = Path(output_dir) / "targets-work"
         targets = build_model_derived_targets(
             model, corpus, work_dir=work_dir, text_column=args.text_column, temperature=args.target_temperature,

@@ -9,7 +9,14 @@ import torch
 from transformers import Trainer
 from transformers.trainer_utils import rotate_checkpoints
 
-from .checkpointing import STAGING_DIR, NonFiniteLossError, describe_batch, publish_checkpoint
+from .checkpointing import (
+    FINAL_STAGING_DIR,
+    STAGING_DIR,
+    NonFiniteLossError,
+    describe_batch,
+    publish_checkpoint,
+    publish_files,
+)
 from .collator import Text2TokenCollator
 from .losses import SimCSELoss
 from .hub import render_model_card
@@ -142,6 +149,11 @@ class Text2TokenTrainer(Trainer):
         if not self.args.should_save:
             return
         os.makedirs(output_dir, exist_ok=True)
+        # A final save shares its folder with checkpoints and targets, so it cannot be renamed whole:
+        # write it aside, then move it in file by file with config.json last (see publish_files).
+        target, output_dir = output_dir, (os.path.join(output_dir, FINAL_STAGING_DIR) if self._final_save
+                                          else output_dir)
+        os.makedirs(output_dir, exist_ok=True)
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         model.save_pretrained(output_dir, state_dict=state_dict, merge_lora=self._merge_on_save,
                               safe_serialization=True)
@@ -151,3 +163,4 @@ class Text2TokenTrainer(Trainer):
             handle.write(self.args.to_json_string())
         if self._final_save:
             self._write_model_card(output_dir)
+            publish_files(output_dir, target)
