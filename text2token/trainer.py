@@ -89,6 +89,10 @@ class Text2TokenTrainer(Trainer):
     def _save_checkpoint(self, model, trial) -> None:
         # Trainer writes checkpoint-N file by file; write it under a staging folder and rename it into
         # place when complete, so a crash never leaves a half checkpoint under its final name.
+        if self.args.push_to_hub:
+            # Trainer uploads each checkpoint folder in the background; renaming it mid-upload would
+            # race, so pushed runs keep Trainer's in-place writes.
+            return super()._save_checkpoint(model, trial)
         run_dir = self._get_output_dir(trial=trial)
         staging = os.path.join(run_dir, STAGING_DIR)
         self._get_output_dir = lambda trial=None: staging  # instance attribute shadows the method
