@@ -19,6 +19,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def _load_pipeline():
+    """recipes/ is a folder of scripts, not a package: load pipeline.py, whose load_recipe loads the rest."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("text2token_recipe_pipeline", HERE / "pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage1", type=Path, default=HERE / "smollm2-135m" / "stage1.yaml")
@@ -31,7 +41,7 @@ def main(argv: list[str] | None = None):
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
-    pipeline = _sibling("pipeline")
+    pipeline = _load_pipeline()
     steps = ["--steps", str(args.steps)] if args.steps else []
     trained = pipeline.main(["--stage1", str(args.stage1), "--stage2", str(args.stage2), "--output_root",
                              str(args.output_root), "--stage1_args", args.extra_args, "--stage2_args",
@@ -50,26 +60,12 @@ def main(argv: list[str] | None = None):
             "--baselines", "untrained", "tfidf", "minilm",
             "--output_dir", str(args.output_root / "compare"),
             "--extras", json.dumps({k: {"train_wall_s": None if v is None else round(v, 1)} for k, v in wall.items()})]
-    backbone = _flag(args.extra_args, "--backbone")
+    backbone = pipeline.flag_value(args.extra_args, "--backbone")
     if backbone:
         argv += ["--backbone", backbone]
     if args.quick:
         argv += ["--quick", str(args.quick)]
-    return _sibling("evaluate").main(argv)
-
-
-def _flag(flags: str, name: str) -> str | None:
-    words = flags.split()
-    return words[words.index(name) + 1] if name in words else None
-
-
-def _sibling(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"text2token_recipe_{name}", HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return pipeline.load_recipe("evaluate").main(argv)
 
 
 if __name__ == "__main__":

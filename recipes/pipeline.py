@@ -31,6 +31,12 @@ def load_recipe(name: str):
     return module
 
 
+def flag_value(flags: str, name: str) -> str | None:
+    """The value given to `name` in a quoted string of extra flags, if any."""
+    words = flags.split()
+    return words[words.index(name) + 1] if name in words else None
+
+
 def run_stage(train, config: Path, overrides: list[str]) -> dict:
     output_dir = Path(yaml.safe_load(config.read_text())["output_dir"])
     for i, flag in enumerate(overrides):  # a command-line output_dir wins over the YAML's
@@ -90,10 +96,7 @@ def evaluate(stage1: dict, stage2: dict, args):
     if args.eval_quick:
         argv += ["--quick", str(args.eval_quick)]
     # The untrained baseline is stage 1's backbone, as the YAML or its command-line override names it.
-    backbone = yaml.safe_load(args.stage1.read_text()).get("backbone")
-    stage1_flags = args.stage1_args.split()
-    if "--backbone" in stage1_flags:
-        backbone = stage1_flags[stage1_flags.index("--backbone") + 1]
+    backbone = flag_value(args.stage1_args, "--backbone") or yaml.safe_load(args.stage1.read_text()).get("backbone")
     if backbone:
         argv += ["--backbone", backbone]
     extras = {label: {"train_wall_s": round(s, 1)} for label, s in train_s.items()}

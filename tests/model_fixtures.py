@@ -7,6 +7,8 @@ backbone is a 2-layer random Llama of that vocabulary, built once per session an
 from __future__ import annotations
 
 import copy
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,3 +69,12 @@ def tiny_backbone_dir(tmp_path, real_tokenizer):
     tiny_backbone(len(real_tokenizer), real_tokenizer.pad_token_id).save_pretrained(folder)
     real_tokenizer.save_pretrained(folder)
     return folder
+
+
+def load_recipe_script(name: str):
+    """Import `recipes/<name>.py` (recipes/ is a folder of scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,17 +1,9 @@
-import importlib.util
 import json
-from pathlib import Path
 
 from text2token.evaluation.systems import load_system, weights_digest
 
-ROOT = Path(__file__).resolve().parents[1]
+from model_fixtures import load_recipe_script
 
-
-def _load(script):
-    spec = importlib.util.spec_from_file_location(f"recipe_{script}", ROOT / "recipes" / f"{script}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_system_names_follow_the_weights(tiny_model, tmp_path):
@@ -28,7 +20,7 @@ def test_system_names_follow_the_weights(tiny_model, tmp_path):
 
 def test_evaluate_recipe_prints_and_writes_the_table(tiny_model, tmp_path, capsys):
     tiny_model.save_pretrained(tmp_path / "model")
-    evaluate = _load("evaluate")
+    evaluate = load_recipe_script("evaluate")
     argv = ["--model", str(tmp_path / "model"), "--label", "tiny", "--baselines", "tfidf", "--quick", "8",
             "--tasks", "OfflineLeeSTS", "OfflineKjvWebBitextMining",
             "--output_dir", str(tmp_path / "eval"), "--cache_dir", str(tmp_path / "cache"),

@@ -1,4 +1,3 @@
-import importlib.util
 import json
 from pathlib import Path
 
@@ -8,18 +7,11 @@ from text2token import Text2TokenModel
 from text2token.targets import load_targets, read_info
 from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
 
-from model_fixtures import SENTENCES
+from model_fixtures import SENTENCES, load_recipe_script
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE_TYPES = (ModelArguments, DataArguments, Text2TokenTrainingArguments)
 TRAINING_RECIPES = sorted(p for p in (ROOT / "recipes").glob("*/*.yaml") if p.parent.name != "accelerate_configs")
-
-
-def _load_train_script():
-    spec = importlib.util.spec_from_file_location("recipe_train", ROOT / "recipes" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("recipe", TRAINING_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -63,7 +55,7 @@ def test_train_recipe_trains_saves_and_resumes(tmp_path, tiny_backbone_dir):
               "--corpus", str(corpus), "--output_dir", str(out), "--per_device_train_batch_size", "4",
               "--save_steps", "2", "--logging_steps", "1", "--warmup_steps", "0",
               "--alignment_every", "2", "--alignment_texts", "4"]
-    train = _load_train_script()
+    train = load_recipe_script("train")
     train.main(common + ["--max_steps", "4"])
     assert (out / "checkpoint-4").is_dir() and (out / "targets").is_dir()
     assert (out / "alignment.png").stat().st_size > 1000
@@ -77,18 +69,11 @@ def test_train_recipe_trains_saves_and_resumes(tmp_path, tiny_backbone_dir):
     assert steps == [1, 2, 3, 4, 5, 6], "the resumed run continues the step count, it does not restart"
 
 
-def _load_pipeline_script():
-    spec = importlib.util.spec_from_file_location("recipe_pipeline", ROOT / "recipes" / "pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_two_stage_pipeline_runs_both_stages_and_skips_finished_ones(tmp_path, tiny_backbone_dir, monkeypatch):
     monkeypatch.setenv("TEXT2TOKEN_CACHE", str(tmp_path / "cache"))  # the embedding cache stays in tmp
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES * 4))
-    pipeline = _load_pipeline_script()
+    pipeline = load_recipe_script("pipeline")
     flags = (f"--backbone {tiny_backbone_dir} --corpus {corpus} --per_device_train_batch_size 4 --save_steps 2 "
              f"--alignment_texts 4")
     argv = ["--output_root", str(tmp_path / "runs"), "--steps", "2", "--stage1_args", flags, "--eval_quick", "6",
@@ -137,9 +122,7 @@ def test_compare_trains_simcse_and_tabulates_every_system(tmp_path, tiny_backbon
     monkeypatch.setenv("TEXT2TOKEN_CACHE", str(tmp_path / "cache"))
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES * 4))
-    spec = importlib.util.spec_from_file_location("recipe_compare", ROOT / "recipes" / "compare.py")
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    compare = load_recipe_script("compare")
     flags = (f"--backbone {tiny_backbone_dir} --corpus {corpus} --per_device_train_batch_size 4 --max_train_samples 8 "
              f"--alignment_every 0")
     table = compare.main(["--output_root", str(tmp_path / "runs"), "--steps", "2", "--extra_args", flags,
@@ -169,6 +152,6 @@ def test_model_derived_targets_need_a_trained_text2token_model(tmp_path, tiny_ba
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES))
     with pytest.raises(ValueError, match="is not one: train stage 1 first"):
-        _load_train_script().main(["--config", str(ROOT / "recipes/smollm2-135m/stage2.yaml"), "--backbone",
+        load_recipe_script("train").main(["--config", str(ROOT / "recipes/smollm2-135m/stage2.yaml"), "--backbone",
                                    str(tiny_backbone_dir), "--corpus", str(corpus), "--output_dir",
                                    str(tmp_path / "out"), "--max_train_samples", "4"])

@@ -40,7 +40,7 @@ def embedded_gguf_path() -> Path:
     return path
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -57,7 +57,7 @@ def convert_embedded_default(cache_dir: Path | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = embedded_gguf_path()
-    digest = _file_digest(gguf)
+    digest = file_digest(gguf)
     target = (cache_dir or cache_root() / "backbones") / f"SmolLM2-135M-Instruct-{digest[:12]}"
     if (target / _COMPLETE_MARKER).is_file():
         return target

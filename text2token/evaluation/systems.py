@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backbones import EMBEDDED_DEFAULT, resolve_backbone
+from ..backbones import EMBEDDED_DEFAULT, file_digest, resolve_backbone
 from ..modeling import Text2TokenModel
 
 BASELINES = ("untrained", "tfidf", "minilm")
@@ -19,15 +19,10 @@ BASELINES = ("untrained", "tfidf", "minilm")
 
 def weights_digest(folder: str | Path) -> str:
     """sha256 of a model folder's safetensors files: the embedding cache's key for those weights."""
-    digest = hashlib.sha256()
     files = sorted(Path(folder).glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{folder} has no .safetensors weights")
-    for path in files:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()[:12]
+    return hashlib.sha256("".join(file_digest(path) for path in files).encode()).hexdigest()[:12]
 
 
 class Text2TokenEmbedder:

@@ -19,7 +19,16 @@ import pyarrow as pa
 from transformers import PreTrainedTokenizerBase
 
 from .. import __version__
-from .schema import TARGET_IDS, TARGET_WEIGHTS, TEXT, TargetInfo, attach_info, target_features, tokenizer_fingerprint
+from .schema import (
+    TARGET_IDS,
+    TARGET_WEIGHTS,
+    TEXT,
+    TargetInfo,
+    attach_info,
+    check_text_column,
+    target_features,
+    tokenizer_fingerprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +47,6 @@ def english_stopwords() -> frozenset[str]:
 def content_text(text: str, stopwords: Iterable[str]) -> str:
     """The text with non-word characters turned to spaces and stopwords (any case) removed."""
     return " ".join(w for w in _NON_WORD.sub(" ", text).split() if w.lower() not in stopwords)
-
-
-def _check_text_column(dataset: datasets.Dataset, text_column: str) -> None:
-    if text_column not in dataset.column_names:
-        raise ValueError(f"no text column {text_column!r} in the dataset; its columns are {dataset.column_names}")
-    if len(dataset) == 0:
-        raise ValueError("the dataset is empty: there is nothing to build targets from")
 
 
 def _unique_content_ids(batch, indices, *, tokenizer, stopwords, text_column):
@@ -103,7 +105,7 @@ def build_data_driven_targets(
         raise ValueError(f"weighting={weighting!r}: expected one of {WEIGHTINGS}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k={top_k}: must be a positive number of tokens")
-    _check_text_column(dataset, text_column)
+    check_text_column(dataset, text_column)
     stopwords = frozenset(stopwords) if stopwords is not None else english_stopwords()
 
     tokenized = dataset.map(

@@ -28,7 +28,16 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .schema import TARGET_IDS, TARGET_WEIGHTS, TEXT, TargetInfo, attach_info, target_features, tokenizer_fingerprint
+from .schema import (
+    TARGET_IDS,
+    TARGET_WEIGHTS,
+    TEXT,
+    TargetInfo,
+    attach_info,
+    check_text_column,
+    target_features,
+    tokenizer_fingerprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +148,7 @@ def build_model_derived_targets(
     if model.config.lora is not None:
         raise ValueError("model-derived targets come from a frozen stage-1 model: merge its LoRA first "
                          "(model.merge_lora(), or load the merged model the stage-1 run saved)")
-    if text_column not in dataset.column_names:
-        raise ValueError(f"no text column {text_column!r} in the dataset; its columns are {dataset.column_names}")
+    check_text_column(dataset, text_column)
     temperature = PAPER_TEMPERATURE[model.config.pooling] if temperature is None else temperature
     if not temperature > 0:
         raise ValueError(f"temperature={temperature}: must be positive")

@@ -42,6 +42,14 @@ def target_features(extra: dict[str, Any] | None = None) -> datasets.Features:
 _FINGERPRINTS: "weakref.WeakKeyDictionary[PreTrainedTokenizerBase, tuple[int, str]]" = weakref.WeakKeyDictionary()
 
 
+def check_text_column(dataset: datasets.Dataset, text_column: str) -> None:
+    """The dataset has rows and the named text column, or the error says which columns it has."""
+    if text_column not in dataset.column_names:
+        raise ValueError(f"no text column {text_column!r} in the dataset; its columns are {dataset.column_names}")
+    if len(dataset) == 0:
+        raise ValueError("the dataset is empty: there is nothing to build targets from")
+
+
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     """A hash of the vocabulary (token -> id), the only part of a tokenizer that targets depend on.
     Cached per tokenizer object (keyed with its size, so added tokens invalidate it)."""
