@@ -7,7 +7,7 @@ from text2token.targets import (
     build_data_driven_targets,
     check_tokenizer,
     content_text,
-    english_stopwords,
+    nltk_english_stopwords,
     load_targets,
     read_info,
     save_targets,
@@ -27,7 +27,57 @@ def _corpus(texts=TEXTS, column="text"):
 
 
 def test_content_text_drops_stopwords_and_non_word_characters():
-    assert content_text("The fox -- and THE dog!", english_stopwords()) == "fox dog"
+    assert content_text("The fox -- and THE dog!", nltk_english_stopwords()) == "fox dog"
+
+
+def test_underscores_separate_words_as_in_the_authors_code():
+    # `\W+` alone would keep "snake_case" as one word; `[\W_]+` splits it, and "the" then goes.
+    assert content_text("snake_case the_fox __init__", nltk_english_stopwords()) == "snake case fox init"
+
+
+def test_nltk_list_is_the_default_and_differs_from_sklearn_where_the_review_found(real_tokenizer):
+    # Content words sklearn's list drops and NLTK's keeps, and fragments NLTK's drops but sklearn's keeps.
+    text = "fire system bill interest find name part top side never one twenty s t don having just"
+    nltk_kept = set(content_text(text, nltk_english_stopwords()).split())
+    assert nltk_kept == {"fire", "system", "bill", "interest", "find", "name", "part", "top", "side", "never",
+                         "one", "twenty"}
+    by_list = {}
+    for stopwords in ("nltk", "sklearn", "none"):
+        targets = build_data_driven_targets(_corpus([text]), real_tokenizer, stopwords=stopwords)
+        assert read_info(targets).params["stopwords"] == stopwords
+        by_list[stopwords] = {real_tokenizer.decode([i]).strip() for i in targets[0]["target_ids"]}
+    assert by_list["nltk"] == nltk_kept
+    assert by_list["sklearn"] == {"s", "t", "don", "having", "just"}
+    assert by_list["none"] == set(text.split())
+    default = build_data_driven_targets(_corpus([text]), real_tokenizer)
+    assert read_info(default).params["stopwords"] == "nltk"
+    with pytest.raises(ValueError, match="stopwords='spacy'"):
+        build_data_driven_targets(_corpus([text]), real_tokenizer, stopwords="spacy")
+
+
+def test_whitespace_and_special_pieces_never_become_targets(real_tokenizer):
+    # SmolLM2's tokenizer splits digits one by one and puts the space before them in a lone piece.
+    text = "born 1990 in Paris"
+    raw = real_tokenizer(content_text(text, nltk_english_stopwords()), add_special_tokens=False)["input_ids"]
+    lone = [i for i in raw if not real_tokenizer.decode([i]).strip()]
+    assert lone, "the fixture must contain a whitespace-only piece for this test to mean anything"
+    special = text + " " + real_tokenizer.eos_token
+    targets = build_data_driven_targets(_corpus([text, special]), real_tokenizer)
+    for row in targets:
+        assert not set(lone) & set(row["target_ids"])
+        assert not set(real_tokenizer.all_special_ids) & set(row["target_ids"])
+        assert all(real_tokenizer.decode([i]).strip() for i in row["target_ids"])
+    assert [real_tokenizer.decode([i]) for i in targets[0]["target_ids"]][:2] == ["born", "1"]
+
+
+def test_target_tokens_are_truncated_at_the_training_length(real_tokenizer):
+    words = " ".join(f"word{i}" for i in range(200))
+    full = build_data_driven_targets(_corpus([words]), real_tokenizer)
+    cut = build_data_driven_targets(_corpus([words]), real_tokenizer, max_length=16)
+    first16 = real_tokenizer(words, add_special_tokens=False)["input_ids"][:16]
+    assert cut[0]["target_ids"] == list(dict.fromkeys(first16))
+    assert len(full[0]["target_ids"]) > len(cut[0]["target_ids"])
+    assert read_info(cut).params["max_length"] == 16
 
 
 def test_data_driven_targets_follow_the_paper(real_tokenizer):
@@ -36,7 +86,7 @@ def test_data_driven_targets_follow_the_paper(real_tokenizer):
     assert targets.features["target_weights"].feature.dtype == "float32"
     assert len(targets) == 3, "the stopword-only text must be dropped"
     first = targets[0]
-    expected = list(dict.fromkeys(real_tokenizer(content_text(TEXTS[0], english_stopwords()),
+    expected = list(dict.fromkeys(real_tokenizer(content_text(TEXTS[0], nltk_english_stopwords()),
                                                  add_special_tokens=False)["input_ids"]))
     assert first["target_ids"] == expected
     np.testing.assert_allclose(first["target_weights"], 1 / len(expected), rtol=1e-6)

@@ -1,8 +1,8 @@
 """How well an embedding's top vocabulary tokens line up with the text's own tokens.
 
 The metrics of "A Text is Worth Several Tokens" (arXiv 2406.17378), with `T` the set of a text's
-content token ids: the data-driven target's tokens (`content_text`: non-word characters to spaces,
-English stopwords dropped; then the model's tokenizer without special tokens) so that the metric
+content token ids: the data-driven target's tokens (`content_token_ids`: `[\W_]+` to spaces,
+NLTK stopwords dropped; then the model's tokenizer, special and whitespace pieces dropped) so that the metric
 asks about the same tokens stage 1 trains towards, and `top-n` the embedding's n most probable
 tokens under `softmax(W h)`:
 
@@ -27,7 +27,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from .explain import topk_tokens
-from .targets.data_driven import content_text, english_stopwords
+from .targets.data_driven import content_token_ids, resolve_stopwords
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +51,10 @@ class AlignmentScores:
 
 
 def content_token_sets(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
-                       stopwords: Iterable[str] | None = None) -> list[frozenset[int]]:
-    """`T` for each text: the unique ids of its data-driven content tokens."""
-    stopwords = frozenset(stopwords) if stopwords is not None else english_stopwords()
-    ids = tokenizer([content_text(t, stopwords) for t in texts], add_special_tokens=False)["input_ids"]
-    return [frozenset(row) for row in ids]
+                       stopwords: str | Iterable[str] = "nltk", max_length: int | None = None) -> list[frozenset[int]]:
+    """`T` for each text: the unique ids of its data-driven content tokens (built as stage-1 targets)."""
+    words, _ = resolve_stopwords(stopwords)
+    return [frozenset(row) for row in content_token_ids(tokenizer, list(texts), words, max_length=max_length)]
 
 
 def alignment_scores(ranked_ids: Sequence[Sequence[int]], targets: Sequence[frozenset[int] | set[int]],
@@ -84,7 +83,7 @@ def alignment_scores(ranked_ids: Sequence[Sequence[int]], targets: Sequence[froz
 def compute_alignment(model, texts: Sequence[str], k: int = 10, batch_size: int = 32,
                       targets: Sequence[frozenset[int]] | None = None) -> AlignmentScores:
     """The metrics of `model`'s embeddings of `texts` (`targets` precomputed, or from `model.tokenizer`)."""
-    targets = content_token_sets(model.tokenizer, texts) if targets is None else targets
+    targets = content_token_sets(model.tokenizer, texts, max_length=model.config.max_length) if targets is None else targets
     depth = max([k, *(len(t) for t in targets)])
     ranked, _ = topk_tokens(model, texts, depth, batch_size)
     return alignment_scores(ranked.tolist(), targets, k)
@@ -130,7 +129,7 @@ class AlignmentCallback(TrainerCallback):
         was_training = model.training
         try:
             if self._targets is None:  # the tokenizer does not change during training: tokenize once
-                self._targets = content_token_sets(model.tokenizer, self.texts)
+                self._targets = content_token_sets(model.tokenizer, self.texts, max_length=model.config.max_length)
             return compute_alignment(model, self.texts, self.k, self.batch_size, self._targets).to_logs()
         finally:
             model.train(was_training)

@@ -44,6 +44,8 @@ class DataArguments:
         "help": "Packaged corpus name, a .txt/.parquet/.csv/.jsonl file, a saved dataset folder, or a Hub dataset id."})
     text_column: str = "text"
     corpus_split: str = "train"
+    corpus_data_files: list[str] | None = field(default=None, metadata={
+        "help": "Files of a Hub dataset to load (e.g. wiki1m_for_simcse.txt of princeton-nlp/datasets-for-simcse)."})
     max_train_samples: int | None = None
     targets: str | None = field(default=None, metadata={
         "help": "A prebuilt target dataset (folder); otherwise targets are built into <output_dir>/targets."})
@@ -51,6 +53,8 @@ class DataArguments:
         "help": "data: the text's own tokens (stage 1) | model: tokens the frozen starting model derives (stage 2; "
                 "needs --backbone to be a trained Text2Token model)"})
     weighting: str = field(default="uniform", metadata={"help": "Data-driven weighting: uniform (paper) | idf"})
+    stopwords: str = field(default="nltk", metadata={
+        "help": "Data-driven stopword list: nltk (the paper's, shipped with text2token) | sklearn | none"})
     target_top_k: int | None = field(default=None, metadata={
         "help": "Keep at most this many target tokens (model-derived default: 32)."})
     target_temperature: float | None = field(default=None, metadata={
@@ -130,6 +134,8 @@ def check_recipe(model_args: ModelArguments, data_args: DataArguments, training_
         problems.append("objective=simcse trains on plain text: drop targets (or use objective=token_targets)")
     if data_args.target_method == "model" and data_args.weighting != "uniform":
         problems.append(f"weighting={data_args.weighting!r} applies to data-driven targets, not target_method=model")
+    if data_args.target_method == "model" and data_args.stopwords != "nltk":
+        problems.append(f"stopwords={data_args.stopwords!r} applies to data-driven targets, not target_method=model")
     if data_args.target_method == "data" and data_args.target_temperature is not None:
         problems.append("target_temperature applies to model-derived targets (target_method=model)")
     if model_args.pooling == "last" and model_args.prompt == "{text}":

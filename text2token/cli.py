@@ -31,6 +31,7 @@ def _build_targets(args) -> None:
 
         tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(args.backbone))
         targets = build_data_driven_targets(corpus, tokenizer, text_column=args.text_column, weighting=args.weighting,
+                                            stopwords=args.stopwords, max_length=args.max_length,
                                             top_k=args.top_k, backbone=args.backbone, corpus=args.corpus)
         extra = []
     else:
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--text-column", default="text")
     build.add_argument("--max-rows", type=int, default=None)
     build.add_argument("--weighting", choices=["uniform", "idf"], default="uniform")
+    build.add_argument("--stopwords", choices=["nltk", "sklearn", "none"], default="nltk",
+                       help="data: stopword list (nltk is the paper's)")
+    build.add_argument("--max-length", type=int, default=128,
+                       help="data: truncate each text's target tokens at the model's training length")
     build.add_argument("--top-k", type=int, default=None)
     build.add_argument("--temperature", type=float, default=None, help="model: tau (default the paper's)")
     build.add_argument("--work-dir", default=None, help="model: resumable shards (default <output>.work)")

@@ -54,7 +54,7 @@ def build_model(args: ModelArguments) -> Text2TokenModel:
 
 def _wanted_params(args: DataArguments) -> dict:
     if args.target_method == "data":
-        return {"weighting": args.weighting, "top_k": args.target_top_k}
+        return {"weighting": args.weighting, "top_k": args.target_top_k, "stopwords": args.stopwords}
     return {"top_k": args.target_top_k or 32, **({"temperature": args.target_temperature}
                                                  if args.target_temperature is not None else {})}
 
@@ -80,10 +80,11 @@ def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str
             return targets
         logger.info("The targets in %s were built with other settings: rebuilding", cache)
     corpus = load_corpus(args.corpus, text_column=args.text_column, split=args.corpus_split,
-                         max_rows=args.max_train_samples)
+                         max_rows=args.max_train_samples, data_files=args.corpus_data_files)
     if args.target_method == "data":
         targets = build_data_driven_targets(corpus, model.tokenizer, text_column=args.text_column,
                                             weighting=args.weighting, top_k=args.target_top_k,
+                                            stopwords=args.stopwords, max_length=model.config.max_length,
                                             backbone=backbone_name, corpus=args.corpus)
         save_targets(targets, cache)
     else:
@@ -104,7 +105,8 @@ def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str
 def load_training_texts(args: DataArguments) -> datasets.Dataset:
     """The corpus as a `text` column without empty rows: what the SimCSE objective trains on."""
     corpus = load_corpus(args.corpus, text_column=args.text_column, split=args.corpus_split,
-                         max_rows=args.max_train_samples).select_columns([args.text_column])
+                         max_rows=args.max_train_samples, data_files=args.corpus_data_files)
+    corpus = corpus.select_columns([args.text_column])
     if args.text_column != "text":
         corpus = corpus.rename_column(args.text_column, "text")
     kept = corpus.filter(lambda text: isinstance(text, str) and bool(text.strip()), input_columns="text")

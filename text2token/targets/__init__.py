@@ -1,6 +1,6 @@
 """Target token distributions as `datasets.Dataset`s: building, checking, saving, loading."""
 
-from .data_driven import build_data_driven_targets, content_text, english_stopwords
+from .data_driven import build_data_driven_targets, content_text, nltk_english_stopwords, resolve_stopwords
 from .schema import (
     TARGET_IDS,
     TARGET_WEIGHTS,
@@ -23,9 +23,10 @@ __all__ = [
     "build_data_driven_targets",
     "check_tokenizer",
     "content_text",
-    "english_stopwords",
+    "nltk_english_stopwords",
     "load_targets",
     "read_info",
+    "resolve_stopwords",
     "save_targets",
     "tokenizer_fingerprint",
 ]

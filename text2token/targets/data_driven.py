@@ -1,9 +1,11 @@
 """Data-driven targets (stage 1): the meaningful tokens of the text itself.
 
-The paper's construction: non-word characters become spaces, English stopwords are dropped, the rest
-is tokenized with the backbone's tokenizer (no special tokens), and the mass is spread uniformly over
-the unique token ids. `idf` weighting (document frequencies over the same corpus) and a `top_k` cap
-are this project's options beside it; the default stays the paper's.
+As the authors' code builds them: `[\W_]+` becomes a space; words whose lowercase form is in NLTK's
+English stopword list (plus `! , . ?`) are dropped; the rest is tokenized with the backbone's tokenizer,
+truncated at the model's training length; special tokens and whitespace-only pieces are dropped; the
+mass is spread uniformly over the unique token ids. Other stopword lists (`sklearn`, `none`), `idf`
+weighting (document frequencies over the same corpus) and a `top_k` cap are this project's options
+beside it; the defaults stay the paper's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable
+from importlib import resources
 
 import datasets
 import numpy as np
@@ -33,30 +36,80 @@ from .schema import (
 logger = logging.getLogger(__name__)
 
 WEIGHTINGS = ("uniform", "idf")
-_NON_WORD = re.compile(r"\W+")
+STOPWORD_LISTS = ("nltk", "sklearn", "none")
+# Underscores count as separators too: `\W` alone keeps them ("snake_case" would stay one word).
+_NON_WORD = re.compile(r"[\W_]+")
 _IDS = "_content_ids"
+# The authors add these to NLTK's list; after `[\W_]+` they cannot occur, but the list stays theirs.
+_EXTRA_NLTK = ("!", ",", ".", "?")
 
 
-def english_stopwords() -> frozenset[str]:
-    """scikit-learn's maintained English stopword list (NLTK's needs a corpus download)."""
+def nltk_english_stopwords() -> frozenset[str]:
+    """NLTK's English stopword list, shipped as package data (see resources/stopwords/README.md)."""
+    text = resources.files("text2token.resources").joinpath("stopwords/nltk_english.txt").read_text("utf-8")
+    return frozenset(text.split()) | frozenset(_EXTRA_NLTK)
+
+
+def sklearn_english_stopwords() -> frozenset[str]:
+    """scikit-learn's English list: larger, drops content words NLTK's keeps (fire, system, name...)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return frozenset(ENGLISH_STOP_WORDS)
 
 
+def resolve_stopwords(stopwords: str | Iterable[str]) -> tuple[frozenset[str], str]:
+    """The word set and the name recorded in `TargetInfo` for a list name or a custom word list."""
+    if isinstance(stopwords, str):
+        if stopwords == "nltk":
+            return nltk_english_stopwords(), "nltk"
+        if stopwords == "sklearn":
+            return sklearn_english_stopwords(), "sklearn"
+        if stopwords == "none":
+            return frozenset(), "none"
+        raise ValueError(f"stopwords={stopwords!r}: expected one of {STOPWORD_LISTS} or a list of words")
+    words = frozenset(w.lower() for w in stopwords)
+    return words, f"custom ({len(words)} words)"
+
+
 def content_text(text: str, stopwords: Iterable[str]) -> str:
-    """The text with non-word characters turned to spaces and stopwords (any case) removed."""
+    """The text with `[\W_]+` turned to spaces and stopwords (any case) removed."""
     return " ".join(w for w in _NON_WORD.sub(" ", text).split() if w.lower() not in stopwords)
 
 
-def _unique_content_ids(batch, indices, *, tokenizer, stopwords, text_column):
+_DROPPABLE: dict[str, np.ndarray] = {}
+
+
+def droppable_token_mask(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
+    """True for ids that never make a target: special tokens and pieces that decode to whitespace only
+    (SentencePiece's lone "▁", a byte-level lone space, newline pieces), for any tokenizer.
+    Cached per vocabulary: decoding every id takes a second or two on a 128k vocabulary."""
+    key = tokenizer_fingerprint(tokenizer)
+    if key not in _DROPPABLE:
+        vocab_size = len(tokenizer)
+        pieces = tokenizer.batch_decode([[i] for i in range(vocab_size)], clean_up_tokenization_spaces=False)
+        mask = np.fromiter((not piece.strip() for piece in pieces), dtype=bool, count=vocab_size)
+        mask[[i for i in tokenizer.all_special_ids if 0 <= i < vocab_size]] = True
+        _DROPPABLE[key] = mask
+    return _DROPPABLE[key]
+
+
+def content_token_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], stopwords: frozenset[str], *,
+                      max_length: int | None = None, droppable: np.ndarray | None = None) -> list[list[int]]:
+    """Each text's unique content token ids in text order: the ids a data-driven target spreads over."""
+    droppable = droppable_token_mask(tokenizer) if droppable is None else droppable
+    token_ids = tokenizer([content_text(t, stopwords) for t in texts], add_special_tokens=False,
+                          truncation=max_length is not None, max_length=max_length)["input_ids"]
+    # dict.fromkeys keeps the first occurrence order, so targets are reproducible and readable.
+    return [list(dict.fromkeys(i for i in ids if not droppable[i])) for ids in token_ids]
+
+
+def _unique_content_ids(batch, indices, *, tokenizer, stopwords, text_column, max_length, droppable):
     texts = batch[text_column]
     for row, text in zip(indices, texts):
         if not isinstance(text, str):
             raise TypeError(f"row {row}: field {text_column!r} is {type(text).__name__}, expected a string")
-    token_ids = tokenizer([content_text(t, stopwords) for t in texts], add_special_tokens=False)["input_ids"]
-    # dict.fromkeys keeps the first occurrence order, so targets are reproducible and readable.
-    return {_IDS: [list(dict.fromkeys(ids)) for ids in token_ids], "source_row": indices}
+    return {_IDS: content_token_ids(tokenizer, texts, stopwords, max_length=max_length, droppable=droppable),
+            "source_row": indices}
 
 
 def _weigh(ids: np.ndarray, lengths: np.ndarray, *, weighting: str, idf: np.ndarray | None,
@@ -90,7 +143,8 @@ def build_data_driven_targets(
     text_column: str = TEXT,
     weighting: str = "uniform",
     top_k: int | None = None,
-    stopwords: Iterable[str] | None = None,
+    stopwords: str | Iterable[str] = "nltk",
+    max_length: int | None = None,
     backbone: str = "",
     corpus: str = "",
     batch_size: int = 1000,
@@ -98,15 +152,19 @@ def build_data_driven_targets(
 ) -> datasets.Dataset:
     """Return `dataset`'s texts with their data-driven target distributions as Arrow columns.
 
-    Texts whose target is empty (only stopwords or punctuation) are dropped, counted in the log and
-    in the dataset's `TargetInfo.dropped`.
+    `stopwords`: "nltk" (the paper's), "sklearn", "none", or a custom word list. `max_length`: the
+    model's training length; the target tokenization is truncated there, so no target names a token
+    the model never sees (None: no truncation). Texts whose target is empty (only stopwords or
+    punctuation) are dropped, counted in the log and in the dataset's `TargetInfo.dropped`.
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting={weighting!r}: expected one of {WEIGHTINGS}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k={top_k}: must be a positive number of tokens")
+    if max_length is not None and max_length < 1:
+        raise ValueError(f"max_length={max_length}: must be a positive number of tokens")
     check_text_column(dataset, text_column)
-    stopwords = frozenset(stopwords) if stopwords is not None else english_stopwords()
+    stopwords, stopwords_name = resolve_stopwords(stopwords)
 
     tokenized = dataset.map(
         _unique_content_ids,
@@ -115,7 +173,8 @@ def build_data_driven_targets(
         with_indices=True,
         num_proc=num_proc,
         remove_columns=[c for c in dataset.column_names if c != text_column],
-        fn_kwargs={"tokenizer": tokenizer, "stopwords": stopwords, "text_column": text_column},
+        fn_kwargs={"tokenizer": tokenizer, "stopwords": stopwords, "text_column": text_column,
+                   "max_length": max_length, "droppable": droppable_token_mask(tokenizer)},
         desc="Data-driven targets: tokenizing",
     )
     if text_column != TEXT:
@@ -148,8 +207,7 @@ def build_data_driven_targets(
     targets = datasets.Dataset(table.cast(features.arrow_schema), info=datasets.DatasetInfo(features=features))
     info = TargetInfo(
         method="data",
-        params={"weighting": weighting, "top_k": top_k, "stopwords": "scikit-learn ENGLISH_STOP_WORDS"
-                if stopwords == english_stopwords() else f"custom ({len(stopwords)} words)",
+        params={"weighting": weighting, "top_k": top_k, "stopwords": stopwords_name, "max_length": max_length,
                 "text_column": text_column},
         backbone=backbone or getattr(tokenizer, "name_or_path", ""),
         tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
