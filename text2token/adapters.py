@@ -32,13 +32,24 @@ class LoraSettings:
 
 
 def inject_lora(backbone: nn.Module, settings: dict) -> None:
-    """Add LoRA layers to `backbone` and leave only them trainable."""
+    """Add LoRA layers to `backbone`, in fp32 whatever the backbone's dtype, and leave only them trainable."""
     config = LoraConfig(bias="none", **settings)
     inject_adapter_in_model(config, backbone, adapter_name=ADAPTER_NAME)
     if not any(isinstance(m, BaseTunerLayer) for m in backbone.modules()):
         raise ValueError(f"LoRA target_modules={settings.get('target_modules')} matched no module of the backbone")
     for name, param in backbone.named_parameters():
         param.requires_grad = "lora_" in name
+    upcast_lora(backbone)
+
+
+def upcast_lora(backbone: nn.Module) -> None:
+    """Keep LoRA weights in fp32. peft gives adapters the base layer's dtype, and Trainer keeps no fp32
+    master copy, so in a bf16 model AdamW steps of lr 5e-5 would round away on most entries. In fp32
+    they accumulate; the bf16 base still runs in bf16 (peft casts the input to the adapter's dtype and
+    the sum back to the base output's), and `bf16: true` mixed precision autocasts the matmuls."""
+    for name, param in backbone.named_parameters():
+        if "lora_" in name and param.dtype != torch.float32:
+            param.data = param.data.float()
 
 
 def has_lora(module: nn.Module) -> bool:

@@ -16,12 +16,13 @@ from transformers.utils import ModelOutput
 
 # `from .adapters import ...`, not `from . import adapters`: transformers' custom_object_save only
 # follows the former when it copies this module's files next to a saved model (trust_remote_code).
-from .adapters import LoraSettings, has_lora, inject_lora, merged_state_dict
+from .adapters import LoraSettings, has_lora, inject_lora, merged_state_dict, upcast_lora
 from .adapters import merge_lora as merge_lora_weights
 from .attention import set_attention_mode
 from .configuration import Text2TokenConfig
 from .losses import TokenTargetKLLoss
 from .pooling import pool, position_ids_from_mask
+from .sentence_transformers_compat import save_sentence_transformers_files
 from .tokenization import ensure_pad_token, replace_lone_surrogates, tokenize_texts
 
 
@@ -116,7 +117,10 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         """As `PreTrainedModel.from_pretrained`, but safetensors only unless `use_safetensors=False`
         is passed explicitly: pickle weight files can run code when loaded."""
         kwargs.setdefault("use_safetensors", True)
-        return super().from_pretrained(*args, **kwargs)
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
+        upcast_lora(model.backbone)  # a `dtype=` load casts every weight, an unmerged adapter's too
+        return loaded
 
     def add_lora(self, lora: dict | LoraSettings | None = None) -> None:
         """Add a fresh LoRA adapter (paper defaults when `lora` is None); only it will train."""
@@ -165,6 +169,8 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
             super().save_pretrained(save_directory, *args, **kwargs)
         if self._tokenizer is not None and kwargs.get("is_main_process", True):
             self._tokenizer.save_pretrained(save_directory)
+        if kwargs.get("is_main_process", True):  # the folder also loads with SentenceTransformer(path)
+            save_sentence_transformers_files(self.config, save_directory)
 
     def push_to_hub(self, repo_id: str, *, merge_lora: bool = True, model_card=None, **kwargs):
         """Upload the model (LoRA merged unless `merge_lora=False`), its modeling code and a model card:
