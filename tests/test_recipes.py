@@ -5,7 +5,8 @@ import pytest
 
 from text2token import Text2TokenModel
 from text2token.targets import load_targets, read_info
-from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
+from text2token.arguments import (DataArguments, ModelArguments, Text2TokenTrainingArguments, check_recipe,
+                                  parse_recipe_args)
 
 from model_fixtures import SENTENCES, load_recipe_script
 
@@ -14,11 +15,81 @@ RECIPE_TYPES = (ModelArguments, DataArguments, Text2TokenTrainingArguments)
 TRAINING_RECIPES = sorted(p for p in (ROOT / "recipes").glob("*/*.yaml") if p.parent.name != "accelerate_configs")
 
 
-@pytest.mark.parametrize("recipe", TRAINING_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_recipe_parses(recipe):
+# The values each shipped recipe must hold. The paper's come from the authors' code (GDNL-ACT/anruize_target_learn;
+# recipes/README.md names the file of each); a changed recipe must change this table and that README together.
+_PAPER_COMMON = {
+    "dtype": "bfloat16", "bf16": True, "attention": "causal", "max_length": 128, "prompt": None,
+    "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "learning_rate": 5e-5, "lr_scheduler_type": "constant", "warmup_steps": 0, "weight_decay": 0.0,
+    "max_grad_norm": 1.0, "seed": 42,
+}
+_STAGE1 = {**_PAPER_COMMON, "corpus": "cfli/pretrain_wiki", "text_column": "input", "corpus_data_files": None,
+           "target_method": "data", "weighting": "uniform", "target_temperature": None,
+           "per_device_train_batch_size": 32, "gradient_accumulation_steps": 1, "max_steps": 100}
+_STAGE2 = {**_PAPER_COMMON, "corpus": "princeton-nlp/datasets-for-simcse", "text_column": "text",
+           "corpus_data_files": ["wiki1m_for_simcse.txt"], "target_method": "model", "target_top_k": 32}
+_MEAN, _LAST = {"pooling": "mean"}, {"pooling": "last"}
+_MISTRAL, _LLAMA = "mistralai/Mistral-7B-Instruct-v0.2", "meta-llama/Meta-Llama-3-8B-Instruct"
+
+
+def _stage2(folder, pooling, batch, accumulation, steps):
+    suffix = "" if pooling == "mean" else "-last"
+    return {**_STAGE2, "pooling": pooling, "backbone": f"outputs/{folder}/stage1{suffix}",
+            "target_temperature": 1e-4 if pooling == "mean" else 1e-5,
+            "per_device_train_batch_size": batch, "gradient_accumulation_steps": accumulation, "max_steps": steps}
+
+
+_CPU = {"backbone": "embedded:smollm2-135m-instruct", "dtype": None, "bf16": False, "pooling": "mean", "max_length": 64,
+        "corpus": "wordnet-glosses", "learning_rate": 2e-4, "lr_scheduler_type": "linear", "warmup_steps": 10,
+        "per_device_train_batch_size": 16, "lora_r": 16, "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+EXPECTED = {
+    "mistral-7b-instruct/stage1.yaml": {**_STAGE1, **_MEAN, "backbone": _MISTRAL},
+    "mistral-7b-instruct/stage1-last.yaml": {**_STAGE1, **_LAST, "backbone": _MISTRAL},
+    "mistral-7b-instruct/stage2.yaml": _stage2("mistral-7b-instruct", "mean", 2, 2, 100),
+    "mistral-7b-instruct/stage2-last.yaml": _stage2("mistral-7b-instruct", "last", 16, 2, 1000),
+    "llama-3-8b-instruct/stage1.yaml": {**_STAGE1, **_MEAN, "backbone": _LLAMA},
+    "llama-3-8b-instruct/stage1-last.yaml": {**_STAGE1, **_LAST, "backbone": _LLAMA},
+    "llama-3-8b-instruct/stage2.yaml": _stage2("llama-3-8b-instruct", "mean", 2, 2, 100),
+    "llama-3-8b-instruct/stage2-last.yaml": _stage2("llama-3-8b-instruct", "last", 32, 1, 100),
+    "smollm2-135m/stage1.yaml": {**_CPU, "target_method": "data", "max_steps": 100},
+    "smollm2-135m/stage2.yaml": {**_CPU, "backbone": "outputs/smollm2-135m/stage1", "target_method": "model",
+                                 "target_top_k": 32, "max_train_samples": 1024, "max_steps": 64},
+    "smollm2-135m/simcse.yaml": {**_CPU, "objective": "simcse", "simcse_temperature": 0.05, "max_steps": 100},
+}
+
+
+def _recipe_name(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def test_the_expected_table_covers_every_shipped_recipe():
+    assert sorted(map(_recipe_name, TRAINING_RECIPES)) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES, ids=_recipe_name)
+def test_every_recipe_holds_its_expected_values(recipe):
     # use_cpu: bf16 recipes are for GPUs, and TrainingArguments checks the hardware it runs on.
-    model_args, data_args, training_args = parse_recipe_args(RECIPE_TYPES, ["--config", str(recipe), "--use_cpu", "true"])
-    assert training_args.learning_rate > 0 and model_args.lora_r > 0
+    parsed = parse_recipe_args(RECIPE_TYPES, ["--config", str(recipe), "--use_cpu", "true"])
+    check_recipe(*parsed)
+    expected = EXPECTED[_recipe_name(recipe)]
+    actual = {}
+    for key in expected:
+        owner = next(args for args in parsed if hasattr(args, key))
+        value = getattr(owner, key)
+        actual[key] = getattr(value, "value", value)  # enums (lr_scheduler_type) compare by their string
+    assert actual == expected
+
+
+def test_corpus_data_files_are_refused_for_a_local_corpus(tmp_path):
+    from text2token.corpora import load_corpus
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("one line\n")
+    with pytest.raises(ValueError, match=r"corpus_data_files=\['x.txt'\] picks files of a Hub dataset, but corpus "
+                                         r".*corpus.txt is a local path"):
+        load_corpus(str(corpus), data_files=["x.txt"])
+    with pytest.raises(ValueError, match="corpus wordnet-glosses is packaged"):
+        load_corpus("wordnet-glosses", data_files=["x.txt"])
 
 
 def test_command_line_overrides_the_yaml():

@@ -27,14 +27,20 @@ def load_corpus(
     text_column: str = "text",
     split: str = "train",
     max_rows: int | None = None,
+    data_files: str | list[str] | None = None,
 ) -> datasets.Dataset:
     """Load a text corpus as a `datasets.Dataset`.
 
     `source` is one of: a packaged corpus name (`wordnet-glosses`); a `.txt` file (one text per
     non-blank line); a `.parquet`/`.csv`/`.json`/`.jsonl` file; a folder written by `save_to_disk`;
-    or a Hub dataset id (`load_dataset(source, split=split)`).
+    or a Hub dataset id (`load_dataset(source, split=split)`). `data_files` picks files of a Hub
+    dataset (the paper's stage-2 corpus is one file, `wiki1m_for_simcse.txt`, of
+    `princeton-nlp/datasets-for-simcse`).
     """
     path = Path(source)
+    if data_files and (source in _PACKAGED or path.exists()):
+        raise ValueError(f"corpus_data_files={data_files!r} picks files of a Hub dataset, but corpus {source} is "
+                         f"{'packaged' if source in _PACKAGED else 'a local path'}: drop corpus_data_files")
     if source in _PACKAGED:
         dataset = datasets.Dataset.from_parquet(str(packaged_corpus_path(source)))
     elif path.suffix == ".txt":
@@ -50,6 +56,9 @@ def load_corpus(
         dataset = read_or_name_the_file(lambda: datasets.load_from_disk(str(path)), path)
     elif path.exists():
         raise ValueError(f"corpus {source}: not a .txt/.parquet/.csv/.json/.jsonl file nor a saved dataset folder")
+    elif data_files:
+        # A Hub repo of plain files: the builder follows the files' extension (.txt gives a `text` column).
+        dataset = datasets.load_dataset(source, data_files=data_files, split=split)
     else:
         dataset = datasets.load_dataset(source, split=split)
     if text_column not in dataset.column_names:
