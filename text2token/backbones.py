@@ -48,6 +48,21 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+_WEIGHTS_DIGESTS: dict[tuple, str] = {}
+
+
+def weights_digest(folder: str | os.PathLike) -> str:
+    """sha256 of a model folder's safetensors files (12 hex digits): names its weights wherever the
+    folder lives. Remembered per process while the files' sizes and times stay the same."""
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{folder} has no .safetensors weights")
+    stamp = (str(Path(folder).resolve()), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if stamp not in _WEIGHTS_DIGESTS:
+        _WEIGHTS_DIGESTS[stamp] = hashlib.sha256("".join(file_digest(p) for p in files).encode()).hexdigest()[:12]
+    return _WEIGHTS_DIGESTS[stamp]
+
+
 def convert_embedded_default(cache_dir: Path | None = None) -> Path:
     """Return a plain transformers folder (safetensors + tokenizer) of the embedded default,
     converting the GGUF on first use. The folder appears under its final name only when complete."""
@@ -87,8 +102,26 @@ def convert_embedded_default(cache_dir: Path | None = None) -> Path:
     return target
 
 
+EMBEDDED_ALIASES = (EMBEDDED_DEFAULT, "embedded", "smollm2-135m-instruct")
+
+
 def resolve_backbone(name_or_path: str) -> str:
     """Map the embedded default's alias to its converted folder; pass anything else through."""
-    if name_or_path in (EMBEDDED_DEFAULT, "embedded", "smollm2-135m-instruct"):
+    if name_or_path in EMBEDDED_ALIASES:
         return str(convert_embedded_default())
     return name_or_path
+
+
+def portable_backbone_name(name_or_path: str) -> str:
+    """A backbone's name as saved files and cards record it, the same on every machine: the
+    embedded default's alias (also for its converted folder), a Hub id as it is, a local folder as
+    its name and weights digest (`name@weights:<sha256[:12]>`). Never an absolute path."""
+    if name_or_path in EMBEDDED_ALIASES:
+        return EMBEDDED_DEFAULT
+    path = Path(name_or_path)
+    if not path.is_dir():
+        return name_or_path
+    if (path / _COMPLETE_MARKER).is_file():
+        return EMBEDDED_DEFAULT
+    name = path.resolve().name
+    return f"{name}@weights:{weights_digest(path)}" if any(path.glob("*.safetensors")) else name

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import datasets
@@ -11,11 +13,20 @@ import torch
 
 from .adapters import LoraSettings
 from .arguments import DataArguments, ModelArguments
-from .backbones import resolve_backbone
+from .backbones import portable_backbone_name, resolve_backbone
 from .corpora import load_corpus
 from .modeling import Text2TokenModel
 from .targets import build_data_driven_targets, load_targets, read_info, save_targets, tokenizer_fingerprint
 from .targets.model_derived import PRIOR_FILE, build_model_derived_targets
+from .targets.spec import (
+    TargetSpec,
+    model_digest,
+    portable_corpus_name,
+    resolve_params,
+    stamp,
+    stored_spec,
+    text_fingerprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,53 +63,111 @@ def build_model(args: ModelArguments) -> Text2TokenModel:
     )
 
 
-def _wanted_params(args: DataArguments) -> dict:
-    if args.target_method == "data":
-        return {"weighting": args.weighting, "top_k": args.target_top_k, "stopwords": args.stopwords}
-    return {"top_k": args.target_top_k or 32, **({"temperature": args.target_temperature}
-                                                 if args.target_temperature is not None else {})}
+@dataclasses.dataclass
+class TargetPlan:
+    """What a run's targets will be: their spec, and the corpus slice to build them from (None when
+    the user supplied prebuilt targets)."""
+
+    spec: TargetSpec | None
+    corpus: datasets.Dataset | None = None
+    supplied: datasets.Dataset | None = None
 
 
-def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str,
-                    backbone_name: str = "") -> datasets.Dataset:
-    """Load `args.targets`, or reuse/build targets in `<output_dir>/targets`.
+def target_spec(model: Text2TokenModel, args: DataArguments, corpus: datasets.Dataset) -> TargetSpec:
+    """The spec of the targets `args` ask for, built by `model` (its tokenizer; for model-derived
+    targets its weights and settings) from `corpus`, the slice `load_corpus` returned."""
+    config = model.config
+    params = resolve_params(args.target_method, pooling=config.pooling, max_length=config.max_length,
+                            prompt=config.prompt, attention=config.attention, text_column=args.text_column,
+                            weighting=args.weighting, top_k=args.target_top_k,
+                            temperature=args.target_temperature, stopwords=args.stopwords)
+    fingerprint = text_fingerprint(corpus, args.text_column)
+    return TargetSpec(
+        method=args.target_method, params=params,
+        corpus=portable_corpus_name(args.corpus, fingerprint, getattr(args, "corpus_data_files", None)),
+        corpus_fingerprint=fingerprint, split=args.corpus_split, max_rows=args.max_train_samples,
+        tokenizer_fingerprint=tokenizer_fingerprint(model.tokenizer),
+        model_digest=model_digest(model) if args.target_method == "model" else "")
 
-    Model-derived targets come from `model` as it is (frozen, no adapter): call this before `add_lora`.
-    """
+
+def plan_targets(model: Text2TokenModel, args: DataArguments) -> TargetPlan:
+    """Load the corpus slice and resolve the spec, or load the user's prebuilt targets and check that
+    they are what the run's options ask for (refused with the differing fields named: rebuilding
+    them here would replace the user's own targets)."""
     if args.target_method not in TARGET_METHODS:
         raise ValueError(f"target_method={args.target_method!r}: expected one of {TARGET_METHODS}")
     if args.targets:
-        return load_targets(args.targets)
-    cache = Path(output_dir) / "targets"
-    if cache.is_dir():
-        targets = load_targets(cache)
-        info = read_info(targets)
-        if (info and info.method == args.target_method and info.corpus == args.corpus
-                and info.tokenizer_fingerprint == tokenizer_fingerprint(model.tokenizer)
-                and all(info.params.get(k) == v for k, v in _wanted_params(args).items())):
-            logger.info("Reusing the targets in %s (%d rows)", cache, len(targets))
-            return targets
-        logger.info("The targets in %s were built with other settings: rebuilding", cache)
+        supplied = load_targets(args.targets)
+        info = read_info(supplied)
+        if info is not None:
+            asked = {"method": args.target_method, "tokenizer_fingerprint": tokenizer_fingerprint(model.tokenizer)}
+            asked.update({f"params.{k}": v for k, v in (("top_k", args.target_top_k),
+                                                        ("temperature", args.target_temperature)) if v is not None})
+            have = {"method": info.method, "tokenizer_fingerprint": info.tokenizer_fingerprint,
+                    **{f"params.{k}": v for k, v in info.params.items()}}
+            differing = [f"{k}: {have.get(k)!r} (targets) vs {v!r} (this run)" for k, v in asked.items()
+                         if have.get(k) != v]
+            if differing:
+                raise ValueError(f"the targets in {args.targets} differ from what this run asks for: "
+                                 f"{'; '.join(differing)}. Rebuild them (text2token targets build) or change the "
+                                 f"run's options to match")
+        return TargetPlan(spec=TargetSpec(**{k: v for k, v in info.spec.items() if k != "key"})
+                          if info is not None and info.spec else None, supplied=supplied)
     corpus = load_corpus(args.corpus, text_column=args.text_column, split=args.corpus_split,
                          max_rows=args.max_train_samples, data_files=args.corpus_data_files)
-    if args.target_method == "data":
-        targets = build_data_driven_targets(corpus, model.tokenizer, text_column=args.text_column,
-                                            weighting=args.weighting, top_k=args.target_top_k,
-                                            stopwords=args.stopwords, max_length=model.config.max_length,
-                                            backbone=backbone_name, corpus=args.corpus)
-        save_targets(targets, cache)
-    else:
+    if args.target_method == "model":
         if model.config.lora is not None:
             raise ValueError("model-derived targets need the frozen starting model: build them before add_lora")
         if not is_text2token_checkpoint(model.config._name_or_path or ""):
             raise ValueError(f"target_method=model derives targets from a trained Text2Token model (stage 1), but "
-                             f"backbone={backbone_name!r} is not one: train stage 1 first and pass its output folder")
-        work_dir = Path(output_dir) / "targets-work"
+                             f"backbone={model.config._name_or_path!r} is not one: train stage 1 first and pass its "
+                             f"output folder")
+    return TargetPlan(spec=target_spec(model, args, corpus), corpus=corpus)
+
+
+def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str,
+                    backbone_name: str = "", plan: TargetPlan | None = None) -> datasets.Dataset:
+    """Load `args.targets`, or reuse/build targets in `<output_dir>/targets`: reused only when the
+    spec they were built from has the key of the spec this run asks for; otherwise rebuilt, with the
+    differing fields logged.
+
+    Model-derived targets come from `model` as it is (frozen, no adapter): call this before `add_lora`.
+    """
+    plan = plan or plan_targets(model, args)
+    if plan.supplied is not None:
+        return plan.supplied
+    spec, corpus = plan.spec, plan.corpus
+    cache = Path(output_dir) / "targets"
+    if cache.is_dir():
+        targets = load_targets(cache)
+        differing = spec.differences(stored_spec(read_info(targets)))
+        if not differing:
+            logger.info("Reusing the targets in %s (%d rows, spec %s)", cache, len(targets), spec.key())
+            return targets
+        logger.warning("The targets in %s were built from another spec: rebuilding. Differing: %s",
+                       cache, "; ".join(differing))
+    backbone = portable_backbone_name(backbone_name) if backbone_name else ""
+    params = spec.params
+    if args.target_method == "data":
+        targets = build_data_driven_targets(corpus, model.tokenizer, text_column=params["text_column"],
+                                            weighting=params["weighting"], top_k=params["top_k"],
+                                            stopwords=args.stopwords, max_length=params["max_length"],
+                                            backbone=backbone, corpus=spec.corpus)
+        save_targets(stamp(targets, spec), cache)
+    else:
+        # Shards of h0 are kept per spec key, so a build for another spec (a retrained stage 1, another
+        # corpus) starts clean instead of tripping over stale shards; older keys' shards are dropped.
+        work_root = Path(output_dir) / "targets-work"
+        work_dir = work_root / spec.key()
+        if work_root.is_dir():
+            for stale in work_root.iterdir():
+                if stale != work_dir:
+                    logger.info("Removing shards of another target spec: %s", stale)
+                    shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         targets = build_model_derived_targets(
-            model, corpus, work_dir=work_dir, text_column=args.text_column, temperature=args.target_temperature,
-            top_k=args.target_top_k or 32, shard_size=args.target_shard_size, backbone=backbone_name,
-            corpus=args.corpus)
-        save_targets(targets, cache, extra_files=[work_dir / PRIOR_FILE])
+            model, corpus, work_dir=work_dir, text_column=params["text_column"], temperature=params["temperature"],
+            top_k=params["top_k"], shard_size=args.target_shard_size, backbone=backbone, corpus=spec.corpus)
+        save_targets(stamp(targets, spec), cache, extra_files=[work_dir / PRIOR_FILE])
     return load_targets(cache)
 
 

@@ -6,23 +6,14 @@ pooling, no training); `tfidf`; `minilm` (the supervised all-MiniLM-L6-v2 refere
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from ..backbones import EMBEDDED_DEFAULT, file_digest, resolve_backbone
+from ..backbones import EMBEDDED_DEFAULT, resolve_backbone, weights_digest  # noqa: F401 (re-exported)
 from ..modeling import Text2TokenModel
 
 BASELINES = ("untrained", "tfidf", "minilm")
-
-
-def weights_digest(folder: str | Path) -> str:
-    """sha256 of a model folder's safetensors files: the embedding cache's key for those weights."""
-    files = sorted(Path(folder).glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"{folder} has no .safetensors weights")
-    return hashlib.sha256("".join(file_digest(path) for path in files).encode()).hexdigest()[:12]
 
 
 class Text2TokenEmbedder:

@@ -38,10 +38,10 @@ from .schema import (
     target_features,
     tokenizer_fingerprint,
 )
+from .spec import MODEL_DERIVED_TOP_K, PAPER_TEMPERATURE
 
 logger = logging.getLogger(__name__)
 
-PAPER_TEMPERATURE = {"mean": 1e-4, "last": 1e-5}
 PRIOR_FILE = "corpus_prior.safetensors"
 TARGET_MASS = "target_mass"
 _EPS = 1e-8
@@ -134,7 +134,7 @@ def build_model_derived_targets(
     work_dir: str | os.PathLike,
     text_column: str = TEXT,
     temperature: float | None = None,
-    top_k: int = 32,
+    top_k: int = MODEL_DERIVED_TOP_K,
     shard_size: int = 1024,
     batch_size: int = 32,
     backbone: str = "",

@@ -77,6 +77,8 @@ class TargetInfo:
     dropped: dict = dataclasses.field(default_factory=dict)
     stats: dict = dataclasses.field(default_factory=dict)
     text2token_version: str = ""
+    # The `TargetSpec` (with its "key") the targets were built from: what reuse compares (targets/spec.py).
+    spec: dict = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

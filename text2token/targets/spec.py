@@ -1,0 +1,152 @@
+"""`TargetSpec`: everything a target build depends on, in one place, with a key that decides reuse.
+
+A stored target dataset is reused only when the spec it was built from (recorded in its
+`TargetInfo.spec`) has the same key as the spec a run asks for; otherwise the differing fields are
+named. The spec holds the method, every parameter with its default resolved here and nowhere else,
+the corpus identity (a portable name and a digest of the texts of the slice used), the tokenizer's
+fingerprint and, for model-derived targets, the digest of the deriving model's weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+
+from ..backbones import file_digest, weights_digest
+from .data_driven import WEIGHTINGS, resolve_stopwords
+from .schema import TargetInfo, attach_info, read_info
+
+METHODS = ("data", "model")
+# The paper's temperature for model-derived targets, per pooling mode, and this project's top-k.
+PAPER_TEMPERATURE = {"mean": 1e-4, "last": 1e-5}
+MODEL_DERIVED_TOP_K = 32
+# Fields that label a spec without changing what it builds: left out of the key.
+_LABELS = ("corpus",)
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSpec:
+    method: str
+    params: dict
+    corpus: str  # portable: a packaged name, a Hub id, or a file/folder name with its digest
+    corpus_fingerprint: str  # sha256 of the texts of the slice used
+    split: str
+    max_rows: int | None
+    tokenizer_fingerprint: str
+    model_digest: str = ""  # model-derived targets: the deriving model's weights
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """A stable hash of every field that changes the targets."""
+        content = {k: v for k, v in self.to_dict().items() if k not in _LABELS}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+    def differences(self, stored: dict | None) -> list[str]:
+        """`field: stored -> wanted` for each field (params one by one) where `stored` (a spec
+        dict, as `TargetInfo.spec` holds it) differs from this spec; empty when the keys agree."""
+        if not stored:
+            return ["spec: none recorded (targets built before TargetSpec, or elsewhere)"]
+        wanted = {k: v for k, v in self.to_dict().items() if k not in _LABELS}
+        if stored.get("key") == self.key():
+            return []
+        flat_stored, flat_wanted = _flatten(stored), _flatten(wanted)
+        named = [f"{name}: {flat_stored.get(name)!r} -> {flat_wanted.get(name)!r}"
+                 for name in sorted(set(flat_stored) | set(flat_wanted)) if flat_stored.get(name) != flat_wanted.get(name)]
+        return named or [f"key: {stored.get('key')!r} -> {self.key()!r}"]
+
+
+def _flatten(spec: dict) -> dict:
+    flat = {k: v for k, v in spec.items() if k not in ("params", "key", *_LABELS)}
+    flat.update({f"params.{k}": v for k, v in (spec.get("params") or {}).items()})
+    return flat
+
+
+def resolve_params(method: str, *, pooling: str, max_length: int, prompt: str | None = None,
+                   attention: str = "causal", text_column: str = "text", weighting: str = "uniform",
+                   top_k: int | None = None, temperature: float | None = None,
+                   stopwords: str | Iterable[str] = "nltk") -> dict:
+    """Every parameter of a build with its default filled in: the one place defaults live. The
+    result equals the `params` the builder records in `TargetInfo`."""
+    if method == "data":
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting={weighting!r}: expected one of {WEIGHTINGS}")
+        return {"weighting": weighting, "top_k": top_k, "stopwords": resolve_stopwords(stopwords)[1],
+                "max_length": max_length, "text_column": text_column}
+    if method == "model":
+        return {"temperature": PAPER_TEMPERATURE[pooling] if temperature is None else temperature,
+                "top_k": MODEL_DERIVED_TOP_K if top_k is None else top_k, "pooling": pooling,
+                "attention": attention, "prompt": prompt, "max_length": max_length, "text_column": text_column}
+    raise ValueError(f"target method {method!r}: expected one of {METHODS}")
+
+
+def text_fingerprint(dataset: datasets.Dataset, text_column: str) -> str:
+    """sha256 of a text column's content (lengths, null marks, UTF-8 bytes), read from the Arrow
+    buffers batch by batch: the same texts give the same digest however they were loaded or chunked."""
+    # Three streams, each the concatenation over chunks, so chunk boundaries leave no trace.
+    lengths, nulls, values = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
+    column = dataset.select_columns([text_column]).with_format("arrow")
+    for batch in column.iter(batch_size=65536):
+        for chunk in batch.column(text_column).chunks:
+            chunk = chunk.cast(pa.large_string())  # one offset width, whatever the source's
+            _, offset_buffer, data = chunk.buffers()
+            offsets = np.frombuffer(offset_buffer, dtype=np.int64)[chunk.offset:chunk.offset + len(chunk) + 1]
+            valid = np.asarray(chunk.is_valid(), dtype=np.uint8)
+            lengths.update((np.diff(offsets) * valid).tobytes())
+            nulls.update(valid.tobytes())
+            if data is not None and offsets[-1] > offsets[0]:
+                values.update(memoryview(data)[offsets[0]:offsets[-1]])
+    streams = lengths.hexdigest() + nulls.hexdigest() + values.hexdigest()
+    return hashlib.sha256(streams.encode()).hexdigest()[:16]
+
+
+def portable_corpus_name(source: str, fingerprint: str = "", data_files=None) -> str:
+    """A name for a corpus that means the same on every machine: a packaged name or Hub id as it is
+    (with the files picked, if any); a local file as its name and content digest; a local folder as
+    its name and the texts' fingerprint. Never an absolute path."""
+    path = Path(source)
+    if path.is_file():
+        return f"{path.name}@sha256:{file_digest(path)[:12]}"
+    if path.is_dir():
+        return f"{path.resolve().name}@texts:{fingerprint[:12]}"
+    if data_files:
+        files = [data_files] if isinstance(data_files, str) else list(data_files)
+        return f"{source}:{','.join(files)}"
+    return source
+
+
+def model_digest(model) -> str:
+    """Digest of the deriving model's weights: its source folder's safetensors when it was loaded
+    from one, else the tensors in memory."""
+    source = Path(getattr(model.config, "_name_or_path", "") or "")
+    if str(source) and source.is_dir() and any(source.glob("*.safetensors")):
+        return weights_digest(source)
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def stamp(targets: datasets.Dataset, spec: TargetSpec) -> datasets.Dataset:
+    """Record `spec` (with its key) and the portable corpus name in the targets' `TargetInfo`."""
+    info = read_info(targets)
+    if info is None:
+        raise ValueError("these targets carry no TargetInfo to record their spec in")
+    if info.params != spec.params:  # the builder and the spec must agree on what was built
+        raise AssertionError(f"builder params {info.params} differ from the spec's {spec.params}")
+    info.spec = {**spec.to_dict(), "key": spec.key()}
+    info.corpus = spec.corpus
+    return attach_info(targets, info)
+
+
+def stored_spec(info: TargetInfo | None) -> dict | None:
+    return (info.spec or None) if info is not None else None
