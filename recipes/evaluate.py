@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from text2token.backbones import EMBEDDED_DEFAULT, cache_root
+from text2token.configuration import DEFAULT_INFERENCE_LENGTH
 from text2token.evaluation.systems import BASELINES, load_system
 
 logger = logging.getLogger("text2token.evaluate")
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baselines", nargs="*", default=[], choices=BASELINES)
     parser.add_argument("--backbone", default=EMBEDDED_DEFAULT, help="backbone of the `untrained` baseline")
     parser.add_argument("--pooling", default="mean", help="pooling of the `untrained` baseline")
-    parser.add_argument("--max_length", type=int, default=None, help="tokens per text (default: each model's own)")
+    parser.add_argument("--max_length", type=int, default=DEFAULT_INFERENCE_LENGTH,
+                        help="tokens per text, one length for every system (the table states it in max_tokens)")
     parser.add_argument("--benchmark", default=None, help='an mteb benchmark, e.g. "MTEB(eng, v2)" (Hub needed)')
     parser.add_argument("--tasks", nargs="*", default=None, help="mteb or offline task names")
     parser.add_argument("--quick", type=int, default=None, metavar="N",
@@ -70,13 +72,17 @@ def main(argv: list[str] | None = None):
         systems[name] = load_system(name, backbone=args.backbone, pooling=args.pooling, max_length=args.max_length)
     if not systems:
         raise SystemExit("nothing to evaluate: give --model and/or --baselines")
-    extras = json.loads(args.extras) if args.extras else None
+    extras = json.loads(args.extras) if args.extras else {}
+    for label, system in systems.items():  # the length each system read, in the table itself
+        extras.setdefault(label, {})["max_tokens"] = getattr(system, "max_length", None)
     results = run_offline_suite(systems, args.output_dir, cache_dir=args.cache_dir, tasks=resolve_tasks(args),
                                 extras=extras, batch_size=args.batch_size)
     table = summarize(results)
     json_path, md_path = write_table(table, args.output_dir)
     plot_table(table, Path(args.output_dir) / "summary.png")
     print(to_markdown(table))
+    print(f"\nEvery neural system encoded texts of up to {args.max_length} tokens "
+          f"(MiniLM capped at its 512 positions; TF-IDF reads whole texts).")
     print(f"\nwritten: {json_path}, {md_path}, {Path(args.output_dir) / 'summary.png'}")
     return table
 

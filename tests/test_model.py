@@ -134,8 +134,8 @@ def test_last_pooling_defaults_to_prompt_eol():
 
 
 def test_prompt_survives_truncation(tiny_model):
-    tiny_model.config.pooling, tiny_model.config.prompt, tiny_model.config.max_length = "last", text2token.PROMPT_EOL, 24
-    inputs = tiny_model.tokenize(["word " * 200])
+    tiny_model.config.pooling, tiny_model.config.prompt = "last", text2token.PROMPT_EOL
+    inputs = tiny_model.tokenize(["word " * 200], max_length=24)
     assert inputs["input_ids"].shape[1] <= 24
     decoded = tiny_model.tokenizer.decode(inputs["input_ids"][0])
     assert decoded.endswith('means in one word:"')

