@@ -38,7 +38,8 @@ def test_bad_target_rows_are_named(bad, message):
 
 
 def test_trainer_refuses_bad_targets_before_any_step(tiny_model, tmp_path):
-    args = Text2TokenTrainingArguments(output_dir=str(tmp_path), max_steps=1, report_to="none", use_cpu=True)
+    args = Text2TokenTrainingArguments(output_dir=str(tmp_path), max_steps=1, report_to="none", use_cpu=True,
+                                       allow_unverified_targets=True)
     bad = _targets([GOOD, ([1, 10**6], [0.5, 0.5])])
     with pytest.raises(ValueError, match="train_dataset: row 1: target_ids holds an id outside"):
         Text2TokenTrainer(model=tiny_model, args=args, train_dataset=bad)

@@ -76,6 +76,9 @@ class Text2TokenTrainingArguments(TrainingArguments):
                 "texts (0: off); writes <output_dir>/alignment.png"})
     alignment_texts: int = field(default=64, metadata={"help": "Texts held out of training for --alignment_every."})
     save_safetensors: bool = True
+    allow_unverified_targets: bool = field(default=False, metadata={
+        "help": "Train on targets that carry no TargetInfo (text2token_targets.json), whose tokenizer cannot "
+                "be checked against the model's."})
 
 
 class _RaisingParser(HfArgumentParser):

@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import torch
+from huggingface_hub import HfApi
 from transformers import Trainer
-from transformers.trainer_utils import rotate_checkpoints
+from transformers.trainer_utils import HubStrategy, get_last_checkpoint, rotate_checkpoints
+from transformers.utils.hub import PushInProgress
 
 from .checkpointing import (
     FINAL_STAGING_DIR,
     STAGING_DIR,
     NonFiniteLossError,
+    NonFiniteWeightsError,
+    check_resumable,
+    clear,
     describe_batch,
+    first_non_finite_parameter,
     publish_checkpoint,
     publish_files,
+    recover_replaced_checkpoints,
+    write_manifest,
 )
 from .collator import Text2TokenCollator
-from .losses import SimCSELoss
 from .hub import render_model_card
+from .hub_push import UPLOAD_PREFIX, snapshot_model_files, upload_model_files, upload_snapshot
+from .losses import SimCSELoss
+from .output_lock import acquire_output_lock
 from .targets.schema import TARGET_IDS, check_tokenizer, read_info, validate_targets
 
 logger = logging.getLogger(__name__)
@@ -32,20 +43,30 @@ class Text2TokenTrainer(Trainer):
     """Trains a `Text2TokenModel` on a dataset with `text`, `target_ids` and `target_weights`.
 
     - The collator (tokenize + pad sparse targets) is built from the model's own settings.
-    - Targets built with another tokenizer are refused before any step runs.
+    - Targets built with another tokenizer are refused before any step runs, and so are targets that
+      carry no `TargetInfo` unless `args.allow_unverified_targets` is set.
+    - One run per output folder (a lock file); checkpoints are staged and renamed into place; no
+      checkpoint is saved from non-finite weights.
     - Checkpoints keep the LoRA adapter unmerged (so they resume); the final `save_model` merges it
       when `args.merge_lora_on_save` is true (the default of `Text2TokenTrainingArguments`).
-    - The final save writes README.md, a model card filled from this run; `push_to_hub` publishes it.
+    - The final save writes README.md, a model card filled from this run; `push_to_hub` publishes it
+      with the other model files of that save, and nothing else from the output folder.
     """
 
     def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, eval_dataset=None,
                  processing_class=None, **kwargs):
         processing_class = processing_class or model.tokenizer
+        unverified_ok = bool(getattr(args, "allow_unverified_targets", False))
         for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
-            if dataset is not None and hasattr(dataset, "info"):
-                check_tokenizer(read_info(dataset), processing_class)
-                if TARGET_IDS in dataset.column_names:
-                    validate_targets(dataset, model.config.lm_config.vocab_size, source=name)
+            if dataset is not None and TARGET_IDS in (getattr(dataset, "column_names", None) or []):
+                info = read_info(dataset) if hasattr(dataset, "info") else None
+                check_tokenizer(info, processing_class, allow_unverified=unverified_ok, source=name)
+                validate_targets(dataset, model.config.lm_config.vocab_size, source=name)
+        if args is not None and args.push_to_hub and args.hub_strategy in (HubStrategy.CHECKPOINT,
+                                                                          HubStrategy.ALL_CHECKPOINTS):
+            raise ValueError(f"hub_strategy={args.hub_strategy.value!r} uploads whole checkpoints (pickled optimizer, "
+                             "scheduler and RNG states); text2token pushes only model files: use hub_strategy="
+                             "'every_save' or 'end'")
         if data_collator is None:
             data_collator = Text2TokenCollator(processing_class, max_length=model.config.max_length,
                                                prompt=model.config.prompt)
@@ -62,6 +83,12 @@ class Text2TokenTrainer(Trainer):
         self._simcse_loss = SimCSELoss(getattr(args, "simcse_temperature", 0.05))
         super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
+        if self.args.should_save:
+            # Before touching anything in the folder: another live run there would lose its staging.
+            acquire_output_lock(self.args.output_dir)
+            recover_replaced_checkpoints(self.args.output_dir)
+            for leftover in Path(self.args.output_dir).glob(f"{UPLOAD_PREFIX}*"):  # a killed run's uploads
+                clear(leftover)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if getattr(self.args, "objective", "token_targets") == "simcse":
@@ -70,6 +97,8 @@ class Text2TokenTrainer(Trainer):
             view_a = model(**inputs, return_logits=False)
             view_b = model(**inputs, return_logits=False)
             loss = self._simcse_loss(view_a.embeddings, view_b.embeddings)
+            if not torch.isfinite(loss.detach()).all():
+                self._stop_on_non_finite_loss(loss, inputs)
             return (loss, view_a) if return_outputs else loss
         outputs = model(**inputs, return_logits=return_outputs)
         if not torch.isfinite(outputs.loss.detach()).all():
@@ -77,24 +106,49 @@ class Text2TokenTrainer(Trainer):
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def _stop_on_non_finite_loss(self, loss, inputs) -> None:
-        # The weights are still those of the last finished step: save them, then stop loudly.
+        # The weights are those of the last finished step: save them if they are finite (an overflowing
+        # gradient under a finite loss may already have poisoned them), then stop loudly.
         step = self.state.global_step
-        self._save_checkpoint(self.model, trial=None)
         batch = describe_batch(self.processing_class, inputs["input_ids"], inputs["attention_mask"])
+        what = f"the loss is {loss.item()} at step {step + 1} (batch of {batch})"
+        self._refuse_non_finite_weights(what)
+        self._save_checkpoint(self.model, trial=None)
         raise NonFiniteLossError(
-            f"the loss is {loss.item()} at step {step + 1} (batch of {batch}); the state after step {step} is "
-            f"saved in {self.args.output_dir}/checkpoint-{step}. Lower the learning rate, check these texts and "
-            f"their targets, or use fp32")
+            f"{what}; the state after step {step} is saved in {self.args.output_dir}/checkpoint-{step}. Lower the "
+            f"learning rate, check these texts and their targets, or use fp32")
+
+    def _refuse_non_finite_weights(self, what: str | None = None) -> None:
+        """Raise before any save of non-finite weights, naming the last checkpoint that is still good
+        (every saved checkpoint passed this check, so rotation never removes the last finite one)."""
+        bad = first_non_finite_parameter(self.model)
+        if self.args.world_size > 1:  # every rank must take the same branch
+            flag = torch.tensor([float(bad is not None)], device=self.args.device)
+            if self.accelerator.reduce(flag, reduction="sum").item() and bad is None:
+                bad = "(on another process)"
+        if bad is None:
+            return
+        step = self.state.global_step
+        last = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+        raise NonFiniteWeightsError(
+            f"{what + ': ' if what else ''}weight {bad} is NaN or infinite after step {step} (an overflowing "
+            f"gradient?); nothing was saved. The last saved checkpoint is {last or 'none'}: resume from it with a "
+            f"lower learning rate or max_grad_norm, or in fp32")
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        if checkpoint is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled
+                                           or self.args.save_only_model):
+            check_resumable(checkpoint)
+        return super()._load_optimizer_and_scheduler(checkpoint)
 
     def _save_checkpoint(self, model, trial) -> None:
         # Trainer writes checkpoint-N file by file; write it under a staging folder and rename it into
         # place when complete, so a crash never leaves a half checkpoint under its final name.
-        if self.args.push_to_hub:
-            # Trainer uploads each checkpoint folder in the background; renaming it mid-upload would
-            # race, so pushed runs keep Trainer's in-place writes.
-            return super()._save_checkpoint(model, trial)
+        self._refuse_non_finite_weights()
         run_dir = self._get_output_dir(trial=trial)
         staging = os.path.join(run_dir, STAGING_DIR)
+        if self.args.should_save:
+            clear(staging)  # a crashed save's leftovers must not end up in this checkpoint
+        self.accelerator.wait_for_everyone()
         self._get_output_dir = lambda trial=None: staging  # instance attribute shadows the method
         try:
             super()._save_checkpoint(model, trial)
@@ -119,13 +173,52 @@ class Text2TokenTrainer(Trainer):
         finally:
             self._merge_on_save = self._final_save = False
 
-    def push_to_hub(self, *args, **kwargs):
-        # Trainer.push_to_hub saves through save_model(_internal_call=True), like a checkpoint.
-        self._pushing = True
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
+                    token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
+        """Trainer.push_to_hub, except that it uploads only the model files of the final save (see
+        `hub_push`); `kwargs` go to `create_model_card` (e.g. `eval_results`)."""
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        model_name = kwargs.pop("model_name", None)
+        if model_name is None and self.args.should_save:
+            model_name = (self.args.hub_model_id or Path(self.args.output_dir).name).split("/")[-1]
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token, private=private)
+        self._pushing = True  # the save below is the final one: merged, with its card
         try:
-            return super().push_to_hub(*args, **kwargs)
+            self.save_model(_internal_call=True)
         finally:
             self._pushing = False
+        if not self.is_world_process_zero():
+            return None
+        tags = kwargs.pop("tags", None) or []
+        tags = [tags] if isinstance(tags, str) else list(tags)
+        kwargs["tags"] = list(dict.fromkeys(tags + list(getattr(self.model, "model_tags", None) or []))) or None
+        self.create_model_card(model_name=model_name, **kwargs)
+        self._finish_current_push()
+        upload = dict(token=token, revision=revision if revision is not None else self.args.hub_revision,
+                      commit_message=commit_message or "End of training")
+        if blocking:
+            return upload_model_files(self.args.output_dir, self.hub_model_id, **upload)
+        return HfApi(token=token).run_as_future(upload_model_files, self.args.output_dir, self.hub_model_id, **upload)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # Trainer's version copies weights into output_dir, pickles training_args.bin there and uploads
+        # the whole folder; this uploads a snapshot of the checkpoint's model files only.
+        if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
+            return
+        if not self.args.hub_always_push and self.push_in_progress is not None and not self.push_in_progress.is_done():
+            return
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        snapshot = snapshot_model_files(
+            checkpoint_folder, os.path.join(self.args.output_dir, f"{UPLOAD_PREFIX}{self.state.global_step}"))
+        job = HfApi(token=self.args.hub_token).run_as_future(
+            upload_snapshot, snapshot, self.hub_model_id, token=self.args.hub_token, revision=self.args.hub_revision,
+            commit_message=f"Training in progress, step {self.state.global_step}")
+        if self.push_in_progress is None or self.push_in_progress.is_done():
+            self.push_in_progress = PushInProgress([job])
+        else:
+            self.push_in_progress.jobs.append(job)
 
     def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
                           tasks=None, dataset_tags=None, dataset=None, dataset_args=None, eval_results=None):
@@ -146,7 +239,9 @@ class Text2TokenTrainer(Trainer):
         merged = bool(getattr(self.args, "merge_lora_on_save", False))
         card = render_model_card(model.config, repo_id=self.hub_model_id or output_dir, lora_merged=merged,
                                  **run_data)
-        card.save(os.path.join(output_dir, "README.md"))
+        path = os.path.join(output_dir, "README.md")
+        card.save(f"{path}.tmp")
+        os.replace(f"{path}.tmp", path)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
@@ -157,14 +252,20 @@ class Text2TokenTrainer(Trainer):
         # write it aside, then move it in file by file with config.json last (see publish_files).
         target, output_dir = output_dir, (os.path.join(output_dir, FINAL_STAGING_DIR) if self._final_save
                                           else output_dir)
+        if self._final_save:
+            clear(output_dir)  # a crashed save's leftovers must not be published with this one
         os.makedirs(output_dir, exist_ok=True)
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         model.save_pretrained(output_dir, state_dict=state_dict, merge_lora=self._merge_on_save,
                               safe_serialization=True)
         self.processing_class.save_pretrained(output_dir)
-        # Arguments as JSON rather than Trainer's pickled training_args.bin: nothing here needs unpickling.
+        if self._final_save:
+            self._write_model_card(output_dir)
+        # What a push uploads and what the next publish replaces: the model files, nothing of the run.
+        write_manifest(output_dir, os.listdir(output_dir))
+        # Arguments as JSON rather than Trainer's pickled training_args.bin: nothing here needs unpickling
+        # (TrainingArguments.to_json_string masks hub_token).
         with open(os.path.join(output_dir, "training_args.json"), "w") as handle:
             handle.write(self.args.to_json_string())
         if self._final_save:
-            self._write_model_card(output_dir)
             publish_files(output_dir, target)

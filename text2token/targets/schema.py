@@ -102,10 +102,19 @@ def read_info(dataset: datasets.Dataset) -> TargetInfo | None:
     return TargetInfo.from_json(description[len(_INFO_MARKER):])
 
 
-def check_tokenizer(info: TargetInfo | None, tokenizer: PreTrainedTokenizerBase) -> None:
-    """Refuse targets built with another vocabulary: their ids would name other tokens."""
+def check_tokenizer(info: TargetInfo | None, tokenizer: PreTrainedTokenizerBase, *,
+                    allow_unverified: bool = False, source: str = "the targets") -> None:
+    """Refuse targets built with another vocabulary: their ids would name other tokens. Targets without
+    `TargetInfo` cannot be checked (two tokenizers of one size would train silently): they are
+    refused too, unless `allow_unverified`."""
     if info is None:
-        return
+        if allow_unverified:
+            return
+        raise ValueError(
+            f"{source} carry no TargetInfo ({INFO_FILE}), so nothing shows they were built with this model's "
+            f"tokenizer ({getattr(tokenizer, 'name_or_path', '?')!r}): build them with a text2token target builder, "
+            f"attach their TargetInfo, or pass allow_unverified_targets=True (--allow_unverified_targets) to train "
+            f"on them unchecked")
     ours = tokenizer_fingerprint(tokenizer)
     if info.tokenizer_fingerprint != ours:
         raise ValueError(
@@ -121,9 +130,11 @@ def save_targets(dataset: datasets.Dataset, path: str | os.PathLike,
     half-written dataset under the final name. `extra_files` (e.g. the corpus prior) go beside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover_targets(path)
     for stale in path.parent.glob(f".{path.name}.*"):  # left by a save that was killed
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    aside = _aside(path)
     try:
         dataset.save_to_disk(str(staging))
         info = read_info(dataset)
@@ -131,16 +142,40 @@ def save_targets(dataset: datasets.Dataset, path: str | os.PathLike,
             (staging / INFO_FILE).write_text(info.to_json())
         for extra in extra_files:
             shutil.copy2(extra, staging / Path(extra).name)
+        # Old aside, new in, old deleted: at every instant either the old or the new targets exist
+        # (under `path`, or under `aside` where `recover_targets` finds them).
         if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
+            os.replace(path, aside)
+        try:
+            os.replace(staging, path)
+        except BaseException:
+            if aside.exists() and not path.exists():
+                os.replace(aside, path)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
 
 
+def _aside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.replaced")
+
+
+def recover_targets(path: str | os.PathLike) -> None:
+    """After a crash between moving old targets aside and moving new ones in: put the old ones back."""
+    path = Path(path)
+    aside = _aside(path)
+    if aside.is_dir():
+        if path.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(aside, path)
+
+
 def load_targets(path: str | os.PathLike) -> datasets.Dataset:
     path = Path(path)
+    recover_targets(path)
     if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
         raise FileNotFoundError(f"{path} is not a saved target dataset (no dataset_info.json/state.json)")
     dataset = read_or_name_the_file(lambda: datasets.load_from_disk(str(path)), path)
