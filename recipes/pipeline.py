@@ -5,7 +5,8 @@
 stage-1 targets -> stage 1 -> merge -> model-derived targets -> stage 2 (fresh LoRA) -> save ->
 offline evaluation of the final model beside the untrained backbone.
 Each stage is `recipes/train.py` with its YAML; a stage whose output holds `training_complete.json`
-is skipped, and an interrupted one resumes from its last checkpoint.
+is skipped, and an interrupted one resumes from its last checkpoint. Stage 2 records the digest of
+the stage-1 weights it started from: when stage 1 is retrained, stage 2 is retrained too.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ import argparse
 import importlib.util
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
 import yaml
+
+from text2token.backbones import weights_digest
+from text2token.run_record import RUN_RECORD
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger("text2token.pipeline")
@@ -37,12 +42,32 @@ def flag_value(flags: str, name: str) -> str | None:
     return words[words.index(name) + 1] if name in words else None
 
 
-def run_stage(train, config: Path, overrides: list[str]) -> dict:
+def clear_stale_stage(output_dir: Path, marker_name: str, started_from: str) -> None:
+    """A stage trained (or begun) from other starting weights than `started_from` is stale: drop its
+    completion marker, checkpoints and run record so it retrains (its targets rebuild by their spec)."""
+    marker = output_dir / marker_name
+    recorded = [json.loads(path.read_text()).get("backbone_digest") for path in (marker, output_dir / RUN_RECORD)
+                if path.is_file()]
+    if not recorded or all(digest == started_from for digest in recorded):
+        return
+    logger.warning("%s was trained from other starting weights (digest %s, now %s): retraining it",
+                   output_dir, recorded[0], started_from)
+    for checkpoint in output_dir.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    for path in (marker, output_dir / RUN_RECORD):
+        path.unlink(missing_ok=True)
+
+
+def run_stage(train, config: Path, overrides: list[str], started_from: str | None = None) -> dict:
+    """Run one stage unless it is complete; `started_from`: the digest of the weights it must start
+    from (stage 2: stage 1's), so a stage begun from other weights is retrained."""
     output_dir = Path(yaml.safe_load(config.read_text())["output_dir"])
     for i, flag in enumerate(overrides):  # a command-line output_dir wins over the YAML's
         if flag == "--output_dir":
             output_dir = Path(overrides[i + 1])
     marker = output_dir / train.COMPLETE_MARKER
+    if started_from is not None:
+        clear_stale_stage(output_dir, train.COMPLETE_MARKER, started_from)
     if marker.is_file():
         logger.info("%s is complete (%s): skipping", output_dir, marker.name)
     else:
@@ -76,7 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     stage1 = run_stage(train, args.stage1, stage1_flags)
     # Stage 2 always starts from this run's stage-1 model, whatever its YAML says.
-    stage2 = run_stage(train, args.stage2, stage2_flags + ["--backbone", stage1["output_dir"]])
+    stage2 = run_stage(train, args.stage2, stage2_flags + ["--backbone", stage1["output_dir"]],
+                       started_from=weights_digest(stage1["output_dir"]))
     summary = {"stage1": stage1, "stage2": stage2, "train_wall_s": round(time.time() - started, 1)}
     if not args.skip_eval:
         summary["table"] = evaluate(stage1, stage2, args).to_dict(orient="index")

@@ -18,7 +18,16 @@ from text2token.arguments import (
     check_recipe,
     parse_recipe_args,
 )
-from text2token.factory import build_model, load_training_texts, lora_settings, prepare_targets
+from text2token.backbones import resolve_backbone, weights_digest
+from text2token.factory import (
+    build_model,
+    is_text2token_checkpoint,
+    load_training_texts,
+    lora_settings,
+    plan_targets,
+    prepare_targets,
+)
+from text2token.run_record import check_resume, run_record
 from text2token.trainer import Text2TokenTrainer
 
 logger = logging.getLogger("text2token.train")
@@ -34,12 +43,24 @@ def main(argv: list[str] | None = None) -> str:
     transformers.set_seed(training_args.seed)
 
     model = build_model(model_args)
+    # The starting weights' digest when they are a trained Text2Token folder (stage 2's stage 1): the
+    # pipeline retrains a stage whose starting point changed.
+    source = resolve_backbone(model_args.backbone)
+    backbone_digest = weights_digest(source) if is_text2token_checkpoint(source) else ""
+    checkpoint = training_args.resume_from_checkpoint or last_complete_checkpoint(training_args.output_dir)
     with training_args.main_process_first(desc="preparing the training data"):
-        if training_args.objective == "simcse":
+        plan = None if training_args.objective == "simcse" else plan_targets(model, data_args)
+        targets_key = (plan.spec.key() if plan.spec is not None else f"unrecorded:{plan.supplied._fingerprint}") \
+            if plan is not None else None
+        # Before any target is rebuilt: a resume whose recipe or targets changed stops here, naming them.
+        check_resume(training_args.output_dir, run_record(model_args, data_args, training_args,
+                                                          targets_key=targets_key, backbone_digest=backbone_digest),
+                     checkpoint=checkpoint, write=training_args.should_save)
+        if plan is None:
             train_dataset = load_training_texts(data_args)
         else:
             train_dataset = prepare_targets(model, data_args, training_args.output_dir,
-                                            backbone_name=model_args.backbone)
+                                            backbone_name=model_args.backbone, plan=plan)
     model.add_lora(lora_settings(model_args))
 
     callbacks = []
@@ -48,7 +69,6 @@ def main(argv: list[str] | None = None) -> str:
         callbacks.append(AlignmentCallback(held_out, training_args.alignment_every,
                                            plot_path=Path(training_args.output_dir) / "alignment.png"))
     trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset, callbacks=callbacks)
-    checkpoint = training_args.resume_from_checkpoint or last_complete_checkpoint(training_args.output_dir)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -56,7 +76,8 @@ def main(argv: list[str] | None = None) -> str:
     if trainer.is_world_process_zero():
         losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
         summary = {"global_step": trainer.state.global_step, "train_runtime_s": result.metrics.get("train_runtime"),
-                   "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
+                   "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+                   "backbone_digest": backbone_digest}
         marker = Path(training_args.output_dir) / COMPLETE_MARKER
         marker.with_suffix(".partial").write_text(json.dumps(summary, indent=2))
         marker.with_suffix(".partial").replace(marker)

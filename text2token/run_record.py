@@ -1,0 +1,84 @@
+"""What a training run in an output folder was started with, so a resume cannot silently change it.
+
+`text2token_run.json` beside the checkpoints records the targets' spec key and the recipe fields that
+shape the trained weights (not `max_steps`: extending a run is a resume). Resuming from a checkpoint
+with a different record is refused, naming each differing field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .backbones import portable_backbone_name
+
+RUN_RECORD = "text2token_run.json"
+MODEL_FIELDS = ("backbone", "pooling", "attention", "prompt", "max_length", "lora_r", "lora_alpha", "lora_dropout",
+                "lora_target_modules", "dtype")
+TRAINING_FIELDS = ("objective", "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
+                   "lr_scheduler_type", "warmup_steps", "warmup_ratio", "weight_decay", "seed", "simcse_temperature",
+                   "merge_lora_on_save")
+SIMCSE_DATA_FIELDS = ("corpus", "corpus_split", "max_train_samples", "text_column")
+
+
+def _plain(value):
+    value = getattr(value, "value", value)  # enums (lr_scheduler_type)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def run_record(model_args, data_args, training_args, *, targets_key: str | None, backbone_digest: str = "") -> dict:
+    """The record of a run: model and training fields, the targets' spec key (token targets) or the
+    corpus fields (SimCSE), and the digest of the starting weights when they are a local folder."""
+    model = {name: _plain(getattr(model_args, name)) for name in MODEL_FIELDS if hasattr(model_args, name)}
+    model["backbone"] = portable_backbone_name(model_args.backbone)
+    record = {"model": model,
+              "training": {name: _plain(getattr(training_args, name)) for name in TRAINING_FIELDS
+                           if hasattr(training_args, name)},
+              "backbone_digest": backbone_digest}
+    if getattr(training_args, "objective", "token_targets") == "simcse":
+        record["data"] = {name: getattr(data_args, name) for name in SIMCSE_DATA_FIELDS}
+    else:
+        record["targets_key"] = targets_key
+    return record
+
+
+def read_record(output_dir: str | os.PathLike) -> dict | None:
+    path = Path(output_dir) / RUN_RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _flatten(record: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def record_differences(stored: dict, wanted: dict) -> list[str]:
+    flat_stored, flat_wanted = _flatten(stored), _flatten(wanted)
+    return [f"{name}: {flat_stored.get(name)!r} -> {flat_wanted.get(name)!r}"
+            for name in sorted(set(flat_stored) | set(flat_wanted)) if flat_stored.get(name) != flat_wanted.get(name)]
+
+
+def check_resume(output_dir: str | os.PathLike, record: dict, *, checkpoint: str | None,
+                 write: bool = True) -> None:
+    """Refuse to resume from `checkpoint` when `output_dir`'s record differs from `record`, naming the
+    fields; otherwise (a fresh run, or a matching one) write `record` there (atomically) if `write`."""
+    stored = read_record(output_dir)
+    if checkpoint and stored is not None:
+        differing = record_differences(stored, record)
+        if differing:
+            raise ValueError(
+                f"{output_dir} holds {Path(checkpoint).name}, trained with other settings than this run asks "
+                f"for: {'; '.join(differing)}. Resume with the settings it was started with, or train in a new "
+                f"output_dir (or delete its checkpoint-* folders to start over)")
+    if write:
+        path = Path(output_dir) / RUN_RECORD
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(record, indent=2, sort_keys=True))
+        os.replace(partial, path)
