@@ -18,7 +18,7 @@ from transformers.utils import ModelOutput
 # follows the former when it copies this module's files next to a saved model (trust_remote_code).
 from .adapters import LoraSettings, has_lora, inject_lora, merged_state_dict, upcast_lora
 from .adapters import merge_lora as merge_lora_weights
-from .attention import set_attention_mode
+from .attention import set_attention_mode, verify_attention_mode
 from .configuration import Text2TokenConfig
 from .losses import TokenTargetKLLoss
 from .pooling import pool, position_ids_from_mask
@@ -120,6 +120,7 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         loaded = super().from_pretrained(*args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
         upcast_lora(model.backbone)  # a `dtype=` load casts every weight, an unmerged adapter's too
+        verify_attention_mode(model.backbone, model.config.attention)  # built on meta: check now
         return loaded
 
     def add_lora(self, lora: dict | LoraSettings | None = None) -> None:
