@@ -128,7 +128,7 @@ def test_pushed_model_reloads_with_auto_model_without_remote_code(hub, tiny_mode
     assert config["auto_map"] == {"AutoConfig": "configuration.Text2TokenConfig",
                                   "AutoModel": "modeling.Text2TokenModel"}
     card = ModelCard.load(repo_id)
-    assert "text2token" in card.data.tags and card.data.library_name == "transformers"
+    assert "text2token" in card.data.tags and card.data.library_name == "sentence-transformers"
     assert f'AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)' in card.text
     assert "r=4, alpha=8" in card.text and "merged into the published weights" in card.text
 

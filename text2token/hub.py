@@ -21,6 +21,7 @@ from huggingface_hub import (
     CommitOperationAdd,
     DatasetCard,
     DatasetCardData,
+    EvalResult,
     HfApi,
     ModelCard,
     ModelCardData,
@@ -47,6 +48,9 @@ TEMPLATE_DIR = _template_dir()
 MODEL_CARD_TEMPLATE = TEMPLATE_DIR / "model_card.md"
 DATASET_CARD_TEMPLATE = TEMPLATE_DIR / "dataset_card.md"
 TAGS = ["text2token", "sentence-embeddings", "feature-extraction"]
+# What the Hub and sentence-transformers users search model cards by (the folder loads in both).
+MODEL_TAGS = ["text2token", "sentence-transformers", "feature-extraction", "sentence-similarity", "mteb",
+              "sentence-embeddings"]
 METHOD_KINDS = {"data": "data-driven", "model": "model-derived"}
 STAGES = {"data": "stage 1 (data-driven targets)", "model": "stage 2 (model-derived targets)"}
 DROP_REASONS = {"empty_target": "no content token left (stopwords or punctuation only)",
@@ -119,10 +123,13 @@ def render_dataset_card(info: TargetInfo, repo_id: str, *, license: str | None =
     (`dataset_info`, `configs` written by `Dataset.push_to_hub`)."""
     kind = METHOD_KINDS.get(info.method, info.method)
     extra = {k: v for k, v in (card_data or {}).items() if k in ("dataset_info", "configs")}
+    # The layout both `Dataset.push_to_hub` and `push_targets_to_hub` write, unless the push said otherwise.
+    extra.setdefault("configs", [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}])
+    source = _hub_id(info.corpus)
     data = DatasetCardData(
         license=license or "other", tags=[*TAGS, f"{kind}-targets"], task_categories=["feature-extraction"],
         size_categories=[_size_category(info.num_rows)], pretty_name=pretty_name or f"Text2Token {kind} targets",
-        **extra,
+        source_datasets=[source] if source else ["original"], **extra,
     )
     scalar_stats, token_stats = _split_stats(info.stats)
     return DatasetCard.from_template(
@@ -238,6 +245,34 @@ def _lora_line(lora: Mapping | None, merged: bool) -> str:
             f"on {modules} ({state})")
 
 
+def _backbone_card_data(backbone: str | None) -> ModelCardData | None:
+    """The card data (license, language) of the backbone: its local README.md, else its Hub card."""
+    if not backbone:
+        return None
+    try:
+        readme = Path(backbone) / "README.md"
+        if readme.is_file():
+            return ModelCard.load(readme).data
+        if _hub_id(backbone) and not os.environ.get("HF_HUB_OFFLINE"):
+            return ModelCard.load(backbone).data
+    except Exception as exc:  # optional metadata: a missing or unreachable card must never stop a save
+        logger.info("no card data for backbone %s (%s): license and language left to the caller", backbone, exc)
+    return None
+
+
+def _model_index(model_name: str, eval_results: Mapping | None) -> list[EvalResult] | None:
+    """Scores in the Hub's evaluation-results format (the card's `model-index`): one entry per task and
+    metric; a bare score is the task's `main_score`, as mteb names it."""
+    results = []
+    for task, score in sorted((eval_results or {}).items()):
+        metrics = score.items() if isinstance(score, Mapping) else [("main_score", score)]
+        for metric, value in metrics:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                results.append(EvalResult(task_type="feature-extraction", dataset_type=task, dataset_name=task,
+                                          metric_type=metric, metric_value=float(value)))
+    return results or None
+
+
 def render_model_card(
     config,
     *,
@@ -267,10 +302,17 @@ def render_model_card(
     tags = [tags] if isinstance(tags, str) else list(tags or [])
     hub_datasets = [dataset_ids] if isinstance(dataset_ids, str) else list(dataset_ids or [])
     hub_datasets += [t.corpus for t in targets if _hub_id(t.corpus)]
+    model_name = model_name or repo_id.rstrip("/").split("/")[-1]
+    upstream = _backbone_card_data(backbone) if license is None or language is None else None
     data = ModelCardData(
-        license=license or "other", language=language, library_name="transformers",
-        pipeline_tag="feature-extraction", tags=list(dict.fromkeys(TAGS + tags)),
-        base_model=_hub_id(backbone), datasets=list(dict.fromkeys(hub_datasets)) or None,
+        # The backbone's license binds the fine-tuned weights; the targets drop English stopwords, so
+        # the language defaults to English where the backbone card does not say.
+        license=license or getattr(upstream, "license", None) or "other",
+        language=language or getattr(upstream, "language", None) or "en",
+        library_name="sentence-transformers", pipeline_tag="sentence-similarity",
+        tags=list(dict.fromkeys(MODEL_TAGS + tags)), base_model=_hub_id(backbone),
+        datasets=list(dict.fromkeys(hub_datasets)) or None,
+        model_name=model_name, eval_results=_model_index(model_name, eval_results),
     )
     first, last, train_loss = _loss_points(log_history)
     target_rows = [{
@@ -283,7 +325,7 @@ def render_model_card(
                else _number(score)) for task, score in sorted((eval_results or {}).items())]
     return ModelCard.from_template(
         data, **_template(MODEL_CARD_TEMPLATE), config=config, repo_id=repo_id, backbone=backbone,
-        model_name=model_name or repo_id.rstrip("/").split("/")[-1],
+        model_name=model_name,
         architecture=(getattr(lm, "architectures", None) or [lm.model_type])[0],
         num_layers=getattr(lm, "num_hidden_layers", "?"), hidden_size=lm.hidden_size, vocab_size=lm.vocab_size,
         lora=_lora_line(config.lora, lora_merged),
