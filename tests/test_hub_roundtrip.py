@@ -102,7 +102,7 @@ def test_load_target_dataset_from_parquet_and_clear_errors(hub, real_tokenizer, 
         load_target_dataset(plain)
     with pytest.raises(FileNotFoundError, match="nowhere.parquet"):
         load_target_dataset(tmp_path / "nowhere.parquet")
-    with pytest.raises(FileNotFoundError, match="neither a local path nor a Hub dataset repo id"):
+    with pytest.raises(FileNotFoundError, match="is not a folder or file"):
         load_target_dataset(str(tmp_path / "no" / "such" / "folder"))
     missing_repo = _repo_id("missing")
     with pytest.raises(FileNotFoundError, match=missing_repo):

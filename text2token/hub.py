@@ -10,6 +10,7 @@ rows and features on the Hub but not `info.description`, where the metadata live
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 import datasets
 from huggingface_hub import (
     CommitOperationAdd,
+    CommitOperationDelete,
     DatasetCard,
     DatasetCardData,
     EvalResult,
@@ -27,7 +29,14 @@ from huggingface_hub import (
     ModelCardData,
     hf_hub_download,
 )
-from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
+from huggingface_hub.constants import HF_HUB_CACHE, is_offline_mode
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 from huggingface_hub.utils import validate_repo_id
 
 from .targets.schema import INFO_FILE, TARGET_IDS, TARGET_WEIGHTS, TargetInfo, attach_info, load_targets, read_info
@@ -142,23 +151,49 @@ def render_dataset_card(info: TargetInfo, repo_id: str, *, license: str | None =
 
 def push_targets_to_hub(dataset: datasets.Dataset, repo_id: str, *, private: bool = False, token: str | None = None,
                         commit_message: str = "Upload Text2Token targets", license: str | None = None,
-                        info: TargetInfo | None = None):
-    """Push a target dataset with its card and `text2token_targets.json`; returns the last commit."""
+                        info: TargetInfo | None = None, split: str = "train",
+                        max_shard_size: int = 500 * 2**20):
+    """Push a target dataset with its card and `text2token_targets.json` in ONE commit (parquet shards
+    written locally first), so the repo never holds rows without their metadata or with a stale one.
+    Shards of `split` left by an earlier push and not rewritten now are deleted in the same commit."""
     info = info or read_info(dataset)
     if info is None:
         raise ValueError("the dataset carries no TargetInfo (build it with a text2token target builder, "
                          "or pass info=...): the card and the tokenizer check need it")
     _check_target_columns(dataset, "push_targets_to_hub(dataset)")
-    # Everything is checked before the first upload, so a bad call leaves the repo as it was.
-    commit = dataset.push_to_hub(repo_id, private=private, token=token, commit_message=commit_message)
-    repo_id = getattr(getattr(commit, "repo_url", None), "repo_id", None) or repo_id
-    written = DatasetCard.load(repo_id, repo_type="dataset", token=token).data.to_dict()
-    card = render_dataset_card(info, repo_id, license=license, card_data=written)
-    return HfApi(token=token).create_commit(
-        repo_id, repo_type="dataset", commit_message="Add the Text2Token dataset card and target metadata",
-        operations=[CommitOperationAdd("README.md", str(card).encode("utf-8")),
-                    CommitOperationAdd(INFO_FILE, info.to_json().encode("utf-8"))],
-    )
+    # Everything is checked before the commit, so a bad call leaves the repo as it was.
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True).repo_id
+    try:
+        existing = api.list_repo_files(repo_id, repo_type="dataset")
+    except RevisionNotFoundError:  # an empty repo has no main branch yet
+        existing = []
+    with tempfile.TemporaryDirectory() as folder:
+        num_shards = max(1, math.ceil(dataset.data.nbytes / max_shard_size))
+        shards = [f"data/{split}-{i:05d}-of-{num_shards:05d}.parquet" for i in range(num_shards)]
+        operations = []
+        for index, name in enumerate(shards):
+            local = os.path.join(folder, f"shard-{index}.parquet")
+            dataset.shard(num_shards, index, contiguous=True).to_parquet(local)
+            operations.append(CommitOperationAdd(name, local))
+        card_data = {"configs": [{"config_name": "default", "data_files": [{"split": split, "path": f"data/{split}-*"}]}],
+                     "dataset_info": {"features": dataset.features._to_yaml_list(),
+                                      "splits": [{"name": split, "num_examples": len(dataset)}]}}
+        card = render_dataset_card(info, repo_id, license=license, card_data=card_data)
+        operations += [CommitOperationAdd("README.md", str(card).encode("utf-8")),
+                       CommitOperationAdd(INFO_FILE, info.to_json().encode("utf-8"))]
+        operations += [CommitOperationDelete(f) for f in existing
+                       if f.startswith(f"data/{split}-") and f not in shards]
+        return api.create_commit(repo_id, repo_type="dataset", operations=operations, commit_message=commit_message)
+
+
+# What a local path looks like, so a mistyped one is named as such instead of being asked of the Hub.
+_FILE_SUFFIXES = (".parquet", ".arrow", ".json", ".jsonl", ".csv", ".tsv", ".txt")
+
+
+def _looks_like_path(source: str) -> bool:
+    return (source.startswith(("./", "../", "/", "~", ".\\")) or source.lower().endswith(_FILE_SUFFIXES)
+            or (os.sep != "/" and os.sep in source) or source.count("/") > 1)
 
 
 def load_target_dataset(source: str | os.PathLike, split: str = "train", *, revision: str | None = None,
@@ -170,13 +205,17 @@ def load_target_dataset(source: str | os.PathLike, split: str = "train", *, revi
         return load_targets(path)
     if path.suffix == ".parquet":
         if not path.is_file():
-            raise FileNotFoundError(f"{source}: no such parquet file")
+            raise FileNotFoundError(f"{source} is not a folder or file: no such .parquet file")
         dataset = datasets.Dataset.from_parquet(str(path))
         sidecar = path.with_name(INFO_FILE)
         info = TargetInfo.from_json(sidecar.read_text()) if sidecar.is_file() else None
     elif path.exists():
         raise ValueError(f"{source} is a file but not a .parquet file: expected a saved target folder, "
                          "a .parquet file or a Hub dataset repo id")
+    elif _looks_like_path(str(source)):
+        raise FileNotFoundError(
+            f"{source} is not a folder or file (it looks like a local path, so the Hub was not asked): expected a "
+            "saved target folder, a .parquet file, or a Hub dataset repo id like 'owner/name'")
     else:
         dataset, info = _load_from_hub(str(source), split, revision, token)
     _check_target_columns(dataset, source)
@@ -192,6 +231,8 @@ def _load_from_hub(repo_id: str, split: str, revision: str | None, token: str | 
         validate_repo_id(repo_id)
     except HFValidationError:
         raise FileNotFoundError(f"{repo_id!r} is neither a local path nor a Hub dataset repo id") from None
+    if is_offline_mode():
+        return _load_from_cache(repo_id, split, revision, token)
     try:
         # One commit for both downloads, so rows and metadata cannot come from different pushes.
         sha = HfApi(token=token).dataset_info(repo_id, revision=revision, token=token).sha
@@ -201,6 +242,29 @@ def _load_from_hub(repo_id: str, split: str, revision: str | None, token: str | 
     try:
         info_path = hf_hub_download(repo_id, INFO_FILE, repo_type="dataset", revision=sha, token=token)
     except EntryNotFoundError:
+        return dataset, None
+    return dataset, TargetInfo.from_json(Path(info_path).read_text())
+
+
+def _load_from_cache(repo_id: str, split: str, revision: str | None, token: str | None):
+    """HF_HUB_OFFLINE: the copy a previous online load cached, or a named error."""
+    try:
+        dataset = datasets.load_dataset(repo_id, split=split, revision=revision, token=token)
+    except Exception as exc:  # datasets raises ConnectionError, FileNotFoundError or DatasetNotFoundError here
+        raise FileNotFoundError(
+            f"{repo_id!r}: HF_HUB_OFFLINE is set and this target dataset is not in the local cache "
+            f"({datasets.config.HF_DATASETS_CACHE}): load it once online, or pass a saved target folder or "
+            f".parquet file") from exc
+    try:
+        info_path = hf_hub_download(repo_id, INFO_FILE, repo_type="dataset", revision=revision, token=token,
+                                    local_files_only=True)
+    except (LocalEntryNotFoundError, EntryNotFoundError):
+        # Online loads pin one commit (no ref is cached): take the newest cached snapshot's metadata.
+        cached = sorted(Path(HF_HUB_CACHE, f"datasets--{repo_id.replace('/', '--')}", "snapshots").glob(f"*/{INFO_FILE}"),
+                        key=lambda p: p.stat().st_mtime)
+        if revision is None and cached:
+            return dataset, TargetInfo.from_json(cached[-1].read_text())
+        logger.warning("%s: offline, and its %s is not in the cache (%s)", repo_id, INFO_FILE, HF_HUB_CACHE)
         return dataset, None
     return dataset, TargetInfo.from_json(Path(info_path).read_text())
 
