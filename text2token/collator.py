@@ -33,8 +33,14 @@ class Text2TokenCollator:
         weights = torch.zeros(len(features), width, dtype=torch.float32)
         for row, feature in enumerate(features):
             n = len(feature[TARGET_IDS])
-            ids[row, :n] = torch.as_tensor(feature[TARGET_IDS], dtype=torch.long)
-            weights[row, :n] = torch.as_tensor(feature[TARGET_WEIGHTS], dtype=torch.float32)
+            try:
+                ids[row, :n] = torch.as_tensor(feature[TARGET_IDS], dtype=torch.long)
+                weights[row, :n] = torch.as_tensor(feature[TARGET_WEIGHTS], dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError) as exc:  # None, strings, ragged rows
+                text = str(feature.get(self.text_column, ""))[:60]
+                raise ValueError(f"batch row {row} ({text!r}): {TARGET_IDS} and {TARGET_WEIGHTS} must be equally long "
+                                 f"lists of numbers ({exc}); check targets with "
+                                 f"text2token.targets.schema.validate_targets") from None
         batch[TARGET_IDS] = ids
         batch[TARGET_WEIGHTS] = weights
         return batch

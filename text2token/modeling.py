@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -241,6 +242,8 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         """Run `fn(model_inputs)` over length-sorted batches and return results in input order."""
         if isinstance(texts, str):
             raise TypeError("expected a list of texts, got a single str: wrap it in a list")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
@@ -249,6 +252,10 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
             if cleaned is not None:
                 logger.warning("texts[%d] holds lone surrogates (not valid UTF-8): encoded with U+FFFD in their place", i)
                 texts[i] = cleaned
+        blank = [i for i, text in enumerate(texts) if not text.strip()]
+        if blank:  # see tokenization.tokenize_texts: a defined, non-zero vector, never a NaN similarity
+            logger.warning("%d empty or whitespace-only text(s) (texts%s) are encoded as the empty text: all get "
+                           "the same vector", len(blank), blank[:5])
         order = np.argsort([-len(t) for t in texts], kind="stable")
         was_training = self.training
         self.eval()

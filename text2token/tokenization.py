@@ -38,10 +38,34 @@ def tokenize_texts(
     With a prompt, the text alone is shortened to the room the prompt leaves, so the end of the prompt
     (the words that last-token pooling reads) always survives truncation.
     """
-    texts = list(texts)
+    # An empty or whitespace-only text becomes the empty text: inside a prompt, the prompt alone; without
+    # one, a stand-in special token alone. Zero tokens would pool to a zero vector, whose cosine
+    # similarity is NaN.
+    texts = [text if text.strip() else "" for text in texts]
     if prompt is not None:
         texts = _wrap_in_prompt(tokenizer, texts, prompt, max_length)
+    elif "" in texts:
+        texts = [text or empty_text_stand_in(tokenizer) for text in texts]
     return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+
+def empty_text_stand_in(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The token that stands for an empty text without a prompt: BOS, else EOS, preferring one that is
+    not the pad token (whose embedding row some models keep at zero, which would pool to a zero vector)."""
+    candidates = [t for t in (tokenizer.bos_token, tokenizer.eos_token) if t is not None]
+    if not candidates:
+        raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no BOS or EOS token to encode an empty text "
+                         "with: drop empty texts")
+    return next((t for t in candidates if t != tokenizer.pad_token), candidates[0])
+
+
+def _cut(tokenizer, text: str, ids: list[int], room: int) -> str:
+    """`text` cut to its first `room` tokens. A cut inside a multi-byte character decodes to U+FFFD,
+    which the text never held: such trailing characters are dropped, so nothing is invented."""
+    cut = tokenizer.decode(ids[:max(room, 0)])
+    while cut.endswith("\ufffd") and not text.startswith(cut):
+        cut = cut[:-1]
+    return cut
 
 
 def _wrap_in_prompt(tokenizer, texts: list[str], prompt: str, max_length: int) -> list[str]:
@@ -55,7 +79,7 @@ def _wrap_in_prompt(tokenizer, texts: list[str], prompt: str, max_length: int) -
     # Tokens can merge across the text/prompt boundary, so check the wrapped length and shrink the
     # text again where it still overflows (rarely more than one round).
     for _ in range(4):
-        wrapped = [prefix + (text if len(ids) <= r else tokenizer.decode(ids[:max(r, 0)])) + suffix
+        wrapped = [prefix + (text if len(ids) <= r else _cut(tokenizer, text, ids, r)) + suffix
                    for text, ids, r in zip(texts, text_ids, room)]
         lengths = [len(ids) for ids in tokenizer(wrapped)["input_ids"]]
         over = [i for i, n in enumerate(lengths) if n > max_length]
@@ -63,4 +87,9 @@ def _wrap_in_prompt(tokenizer, texts: list[str], prompt: str, max_length: int) -
             break
         for i in over:
             room[i] = min(room[i], len(text_ids[i])) - (lengths[i] - max_length)
+    else:
+        # Still too long after four rounds (merges that keep shifting): the prompt alone fits, and its
+        # end, which last pooling reads, must never be cut by the tokenizer's right truncation.
+        for i in over:
+            wrapped[i] = prefix + suffix
     return wrapped

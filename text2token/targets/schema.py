@@ -206,11 +206,27 @@ def validate_targets(dataset: datasets.Dataset, vocab_size: int, *, source: str 
     if len(dataset) == 0:
         raise ValueError(f"{source}: no rows")
     table = dataset.with_format("arrow")[:]
+    # Types first: string ids would be parsed and float ids truncated by the casts below, silently.
+    for name, wanted, check in ((TARGET_IDS, "integer token ids", pa.types.is_integer),
+                                (TARGET_WEIGHTS, "numbers", lambda t: pa.types.is_floating(t) or pa.types.is_integer(t))):
+        column_type = table.schema.field(name).type
+        if not (pa.types.is_list(column_type) or pa.types.is_large_list(column_type)) \
+                or not check(column_type.value_type):
+            feature = target_features()[name]
+            raise ValueError(f"{source}: column {name} must be a list of {wanted}, found {column_type}: convert it "
+                             f"(dataset.cast_column({name!r}, {feature!r}))")
     ids_col = table.column(TARGET_IDS).combine_chunks()
     weights_col = table.column(TARGET_WEIGHTS).combine_chunks()
     if ids_col.null_count or weights_col.null_count:
         row = int(np.flatnonzero(np.asarray(ids_col.is_null()) | np.asarray(weights_col.is_null()))[0])
         raise ValueError(f"{source}: row {row}: {TARGET_IDS} or {TARGET_WEIGHTS} is null")
+    for name, column in ((TARGET_IDS, ids_col), (TARGET_WEIGHTS, weights_col)):
+        values = column.flatten()
+        if values.null_count:
+            lengths = np.diff(np.asarray(column.offsets))
+            first = int(np.flatnonzero(np.asarray(values.is_null()))[0])
+            row = int(np.searchsorted(np.cumsum(lengths), first, side="right"))
+            raise ValueError(f"{source}: row {row}: {name} holds a null element ({values.null_count} in all)")
     id_lengths = np.diff(np.asarray(ids_col.offsets))
     weight_lengths = np.diff(np.asarray(weights_col.offsets))
 
