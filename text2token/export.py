@@ -1,0 +1,87 @@
+"""Export a Text2Token model for tools that know nothing of text2token.
+
+`export_sentence_transformers(model, out)` writes the backbone with any LoRA merged, as a standard
+checkpoint of its own architecture (e.g. `LlamaForCausalLM`), plus sentence-transformers' own module configs
+(Transformer -> Pooling -> optional Normalize): plain `SentenceTransformer(out)`, without remote code, and
+serving engines that read those configs give `model.encode`'s vectors. Settings those configs cannot express
+are refused with the reason, rather than exported to embed differently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+ST_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
+
+
+class ExportError(ValueError):
+    """The model has a setting that a plain sentence-transformers folder cannot reproduce."""
+
+
+def export_refusals(config) -> list[str]:
+    """Why `config` cannot be exported as plain sentence-transformers modules (empty when it can)."""
+    reasons = []
+    if config.prompt is not None:
+        reasons.append(f"prompt={config.prompt!r}: sentence-transformers prompts are prefixes, and its truncation "
+                       "would cut the end of the prompt (the words last-token pooling reads); load the text2token "
+                       "folder itself with SentenceTransformer(path, trust_remote_code=True)")
+    if config.attention != "causal":
+        reasons.append(f"attention={config.attention!r}: a tool that ignores the config's is_causal flag would "
+                       "attend causally and embed differently")
+    if config.pooling != "mean":
+        reasons.append(f"pooling={config.pooling!r} without a prompt has no exact sentence-transformers pooling here")
+    return reasons
+
+
+def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bool = False) -> Path:
+    """Write `model` (a `Text2TokenModel` or a path to one) to `out` as a plain sentence-transformers folder.
+    A model object with an unmerged LoRA adapter is merged in place (pass a path to leave it as it is)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    if isinstance(model, (str, os.PathLike)):
+        from .modeling import Text2TokenModel
+
+        model = Text2TokenModel.from_pretrained(model)
+    reasons = export_refusals(model.config)
+    if reasons:
+        raise ExportError("cannot export as a plain sentence-transformers model: " + "; ".join(reasons))
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty: export writes a fresh folder")
+    length = int(getattr(model.config, "encode_length", None) or model.config.max_length)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    try:
+        if model.config.lora is not None:
+            model.merge_lora()
+        model.backbone.save_pretrained(staging, safe_serialization=True)
+        tokenizer = model.tokenizer
+        side, tokenizer.padding_side = tokenizer.padding_side, "right"  # default position ids = ours
+        try:
+            tokenizer.save_pretrained(staging)
+        finally:
+            tokenizer.padding_side = side
+        # Let sentence-transformers write its own configs, from its own modules read back from the folder.
+        # Text only: with the "message" modality sentence-transformers would wrap texts in the chat template.
+        transformer = Transformer(str(staging), max_seq_length=length, module_output_name="token_embeddings",
+                                  modality_config={"text": {"method": "forward",
+                                                            "method_output_name": "last_hidden_state"}})
+        modules = [transformer, Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")]
+        st = SentenceTransformer(modules=modules + ([Normalize()] if normalize else []), similarity_fn_name="cosine")
+        with tempfile.TemporaryDirectory() as configs:
+            st.save(configs, create_model_card=False)
+            for name in os.listdir(configs):
+                source = Path(configs, name)
+                if name in ST_FILES or source.is_dir():
+                    shutil.copytree(source, staging / name) if source.is_dir() else shutil.copy(source, staging / name)
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)  # the folder appears whole or not at all
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
