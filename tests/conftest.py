@@ -1,3 +1,6 @@
+import os
+import tempfile
+
 import pytest
 
 try:  # tests/ is on sys.path when it is not a package (pytest's default "prepend" import mode)
@@ -11,14 +14,36 @@ except ImportError:  # tests/ turned into a package
 LOOPBACK_HUB = LoopbackHub()
 configure_environment(LOOPBACK_HUB)
 
+# No test may reach a host outside loopback: the guard is on for the whole session, in this process
+# and (through sitecustomize on PYTHONPATH) in every Python subprocess, which log what they refuse.
+NETWORK_GUARD_LOG = os.path.join(tempfile.mkdtemp(prefix="text2token-network-guard-"), "refused.log")
+os.environ["TEXT2TOKEN_NETWORK_GUARD_LOG"] = NETWORK_GUARD_LOG
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard_site"),
+     *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+NetworkGuard.enable(log_path=NETWORK_GUARD_LOG)
+
+
+def refused_connections() -> list[str]:
+    """Every refusal so far, in this process and in subprocesses (each appends to the shared log)."""
+    if not os.path.exists(NETWORK_GUARD_LOG):
+        return []
+    with open(NETWORK_GUARD_LOG, encoding="utf-8") as log:
+        return log.read().splitlines()
+
+
+@pytest.fixture(autouse=True)
+def _no_network_outside_loopback():
+    before = len(refused_connections())
+    yield
+    assert refused_connections()[before:] == [], "a test reached for a non-loopback host (refused by NetworkGuard)"
+
 
 @pytest.fixture(scope="session")
 def loopback_hub():
     """A running Hub look-alike at $HF_ENDPOINT; non-loopback network access is refused and recorded."""
     disable_dataset_viewer()
-    NetworkGuard.enable()
     with LOOPBACK_HUB:
         yield LOOPBACK_HUB
-    NetworkGuard.active = False
 
 pytest_plugins = ["model_fixtures"]

@@ -440,30 +440,41 @@ def disable_dataset_viewer() -> None:
 
 
 class NetworkGuard:
-    """Refuses (and records) DNS lookups and connects to non-loopback hosts, via an audit hook.
+    """Refuses (and records) DNS lookups, connects and datagrams to non-loopback hosts, via an audit hook.
 
-    Audit hooks cannot be removed, so one process-wide hook is installed once and toggled.
+    The hook runs inside CPython's socket functions before they touch the network, so a refused call
+    sends nothing. Audit hooks cannot be removed, so one process-wide hook is installed once and
+    toggled. tests/conftest.py enables it for the whole session, and `guard_site/sitecustomize.py`
+    (on the children's PYTHONPATH) enables it in every Python subprocess, appending what it refuses
+    to the file named by $TEXT2TOKEN_NETWORK_GUARD_LOG.
     """
 
     _installed, active, blocked = False, False, []
+    log_path: str | None = None
+    EVENTS = ("socket.getaddrinfo", "socket.connect", "socket.gethostbyname", "socket.gethostbyaddr", "socket.sendto")
 
     @classmethod
-    def enable(cls) -> None:
+    def enable(cls, log_path: str | None = None) -> None:
         if not cls._installed:
             sys.addaudithook(cls._hook)
             cls._installed = True
+        cls.log_path = log_path or cls.log_path
         cls.active = True
 
     @classmethod
     def _hook(cls, event: str, args: tuple) -> None:
-        if not cls.active or event not in ("socket.getaddrinfo", "socket.connect", "socket.gethostbyname"):
+        if not cls.active or event not in cls.EVENTS:
             return
-        address = args[1] if event == "socket.connect" else args
+        address = args[1] if event in ("socket.connect", "socket.sendto") else args
         if not isinstance(address, tuple) or not address or address[0] is None:
             return  # AF_UNIX paths and the like
         host = address[0].decode() if isinstance(address[0], bytes) else str(address[0])
         if not _is_loopback(host):
-            cls.blocked.append(f"{event} {host}")
+            entry = f"{event} {host}"
+            cls.blocked.append(entry)
+            if cls.log_path:
+                with open(cls.log_path, "a", encoding="utf-8") as log:
+                    log.write(f"{os.getpid()} {entry}\n")
             raise OSError(f"LoopbackHub NetworkGuard: refusing non-loopback host {host!r}")
 
 
