@@ -105,7 +105,7 @@ def test_targets_without_target_info_are_refused_unless_allowed(tiny_model, tmp_
         return Text2TokenTrainingArguments(output_dir=str(tmp_path / "out"), max_steps=1, report_to="none",
                                            use_cpu=True, **extra)
 
-    with pytest.raises(ValueError, match=r"train_dataset carry no TargetInfo .*allow_unverified_targets=True"):
+    with pytest.raises(ValueError, match=r"train_dataset: these targets carry no TargetInfo .*allow_unverified_targets=True"):
         Text2TokenTrainer(model=tiny_model, args=args(), train_dataset=bare)
     Text2TokenTrainer(model=tiny_model, args=args(allow_unverified_targets=True), train_dataset=bare).train()
 

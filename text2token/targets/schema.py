@@ -103,7 +103,7 @@ def read_info(dataset: datasets.Dataset) -> TargetInfo | None:
 
 
 def check_tokenizer(info: TargetInfo | None, tokenizer: PreTrainedTokenizerBase, *,
-                    allow_unverified: bool = False, source: str = "the targets") -> None:
+                    allow_unverified: bool = False, source: str = "targets") -> None:
     """Refuse targets built with another vocabulary: their ids would name other tokens. Targets without
     `TargetInfo` cannot be checked (two tokenizers of one size would train silently): they are
     refused too, unless `allow_unverified`."""
@@ -111,10 +111,10 @@ def check_tokenizer(info: TargetInfo | None, tokenizer: PreTrainedTokenizerBase,
         if allow_unverified:
             return
         raise ValueError(
-            f"{source} carry no TargetInfo ({INFO_FILE}), so nothing shows they were built with this model's "
-            f"tokenizer ({getattr(tokenizer, 'name_or_path', '?')!r}): build them with a text2token target builder, "
-            f"attach their TargetInfo, or pass allow_unverified_targets=True (--allow_unverified_targets) to train "
-            f"on them unchecked")
+            f"{source}: these targets carry no TargetInfo ({INFO_FILE}), so nothing shows they were built with "
+            f"this model's tokenizer ({getattr(tokenizer, 'name_or_path', '?')!r}): build them with a text2token "
+            f"target builder, attach their TargetInfo, or pass allow_unverified_targets=True "
+            f"(--allow_unverified_targets) to train on them unchecked")
     ours = tokenizer_fingerprint(tokenizer)
     if info.tokenizer_fingerprint != ours:
         raise ValueError(
