@@ -99,6 +99,12 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
                 trust_remote_code=trust_remote_code, use_safetensors=True,
             )
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+            try:  # absolute, in `try`: remote-code copies of this file skip it (see push_to_hub)
+                from text2token.backbones import portable_backbone_name
+            except ImportError:
+                pass
+            else:  # saved config.json names the backbone, never this machine's path to it
+                backbone.config._name_or_path = portable_backbone_name(source)
         if tokenizer is None:
             raise ValueError("from_backbone needs a tokenizer when given an already-loaded backbone")
         attn = backbone.config._attn_implementation

@@ -237,7 +237,8 @@ class Text2TokenTrainer(Trainer):
         # So a later `model.push_to_hub(repo_id)` publishes this card too (named after that repo).
         model.model_card_data = {k: v for k, v in run_data.items() if k != "model_name"}
         merged = bool(getattr(self.args, "merge_lora_on_save", False))
-        card = render_model_card(model.config, repo_id=self.hub_model_id or output_dir, lora_merged=merged,
+        card = render_model_card(model.config, repo_id=self.hub_model_id or os.path.basename(
+            os.path.normpath(self.args.output_dir)), lora_merged=merged,
                                  **run_data)
         path = os.path.join(output_dir, "README.md")
         card.save(f"{path}.tmp")
