@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], help="a saved Text2Token model; repeatable")
     parser.add_argument("--label", action="append", default=[], help="table label of each --model, in order")
+    parser.add_argument("--mteb_name", action="append", default=[], metavar="ORG/NAME",
+                        help="name each --model's results are filed under, in order (default: its Hub id, "
+                             "the run's hub_model_id, or text2token-eval/<folder>)")
     parser.add_argument("--baselines", nargs="*", default=[], choices=BASELINES)
     parser.add_argument("--backbone", default=EMBEDDED_DEFAULT, help="backbone of the `untrained` baseline")
     parser.add_argument("--pooling", default="mean", help="pooling of the `untrained` baseline")
@@ -59,6 +62,14 @@ def resolve_tasks(args):
     return load_offline_tasks(args.tasks, max_rows=args.quick)
 
 
+def results_folders(systems: dict, output_dir: str | Path) -> dict[str, Path]:
+    """Where mteb's ResultCache filed each saved model's results: `{org}__{model}/{revision}/` under
+    `<output_dir>/mteb/results/`, as in mteb's results repository (copy that folder into a pull request)."""
+    root = Path(output_dir) / "mteb" / "results"
+    return {label: root / system.mteb_meta.model_name_as_path() / system.mteb_meta.revision
+            for label, system in systems.items() if getattr(system, "mteb_meta", None) is not None}
+
+
 def main(argv: list[str] | None = None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -66,8 +77,12 @@ def main(argv: list[str] | None = None):
 
     if len(args.label) not in (0, len(args.model)):
         raise SystemExit("give one --label per --model, or none")
+    if len(args.mteb_name) not in (0, len(args.model)):
+        raise SystemExit("give one --mteb_name per --model, or none")
     labels = args.label or [Path(m).name if os.path.exists(m) else m for m in args.model]
-    systems = {label: load_system(spec, max_length=args.max_length) for label, spec in zip(labels, args.model)}
+    names = args.mteb_name or [None] * len(args.model)
+    systems = {label: load_system(spec, max_length=args.max_length, mteb_name=name)
+               for label, spec, name in zip(labels, args.model, names)}
     for name in args.baselines:
         systems[name] = load_system(name, backbone=args.backbone, pooling=args.pooling, max_length=args.max_length)
     if not systems:
@@ -84,6 +99,8 @@ def main(argv: list[str] | None = None):
     print(f"\nEvery neural system encoded texts of up to {args.max_length} tokens "
           f"(MiniLM capped at its 512 positions; TF-IDF reads whole texts).")
     print(f"\nwritten: {json_path}, {md_path}, {Path(args.output_dir) / 'summary.png'}")
+    for label, folder in results_folders(systems, args.output_dir).items():
+        print(f"mteb results of {label} (mteb results-repository layout, model_meta.json beside): {folder}")
     return table
 
 

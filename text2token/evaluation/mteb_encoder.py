@@ -108,7 +108,8 @@ class EmbedderEncoder(AbsEncoder):
         self.show_progress_bar = show_progress_bar
         self.disk_cache = EmbeddingCache(cache_dir, embedder.name) if cache_dir else None
         self._memory: dict[str, np.ndarray] = {}
-        self.mteb_model_meta = model_meta or self.default_meta(embedder)
+        # An embedder may carry its own ModelMeta (`mteb_meta`: a saved Text2Token model's, see mteb_meta.py).
+        self.mteb_model_meta = model_meta or getattr(embedder, "mteb_meta", None) or self.default_meta(embedder)
 
     @staticmethod
     def default_meta(embedder: Embedder) -> ModelMeta:

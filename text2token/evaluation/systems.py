@@ -33,8 +33,10 @@ class Text2TokenEmbedder:
 
 
 def load_system(spec: str, *, backbone: str = EMBEDDED_DEFAULT, pooling: str = "mean",
-                max_length: int | None = None, corpus: list[str] | None = None):
-    """An embedder for `spec` (see the module docstring). `corpus` fits TF-IDF (default: the suite)."""
+                max_length: int | None = None, corpus: list[str] | None = None, mteb_name: str | None = None):
+    """An embedder for `spec` (see the module docstring). `corpus` fits TF-IDF (default: the suite).
+    A saved Text2Token model's embedder carries its mteb `ModelMeta` (`mteb_meta`, named `mteb_name` when
+    given), so its results are filed under that name and revision."""
     if spec == "tfidf":
         from .baselines import TfidfEmbedder
         from .offline_tasks import suite_texts
@@ -57,4 +59,8 @@ def load_system(spec: str, *, backbone: str = EMBEDDED_DEFAULT, pooling: str = "
 
         label, path = spec.replace("/", "--"), Path(snapshot_download(spec))
     model = Text2TokenModel.from_pretrained(path, use_safetensors=True)
-    return Text2TokenEmbedder(model, f"{label}-{weights_digest(path)}", max_length)
+    embedder = Text2TokenEmbedder(model, f"{label}-{weights_digest(path)}", max_length)
+    from .mteb_meta import model_meta
+
+    embedder.mteb_meta = model_meta(spec, name=mteb_name, max_length=embedder.max_length)
+    return embedder
