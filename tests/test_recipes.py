@@ -19,7 +19,8 @@ TRAINING_RECIPES = sorted(p for p in (ROOT / "recipes").glob("*/*.yaml") if p.pa
 # recipes/README.md names the file of each); a changed recipe must change this table and that README together.
 _PAPER_COMMON = {
     "dtype": "bfloat16", "bf16": True, "attention": "causal", "max_length": 128, "prompt": None,
-    "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05,
+    "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "learning_rate": 5e-5, "lr_scheduler_type": "constant", "warmup_steps": 0, "weight_decay": 0.0,
     "max_grad_norm": 1.0, "seed": 42,
 }
@@ -39,9 +40,10 @@ def _stage2(folder, pooling, batch, accumulation, steps):
             "per_device_train_batch_size": batch, "gradient_accumulation_steps": accumulation, "max_steps": steps}
 
 
-_CPU = {"backbone": "embedded:smollm2-135m-instruct", "dtype": None, "bf16": False, "pooling": "mean", "max_length": 64,
-        "corpus": "wordnet-glosses", "learning_rate": 2e-4, "lr_scheduler_type": "linear", "warmup_steps": 10,
-        "per_device_train_batch_size": 16, "lora_r": 16, "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+_CPU = {"backbone": "embedded:smollm2-135m-instruct", "dtype": None, "bf16": False, "pooling": "mean",
+        "max_length": 64, "corpus": "wordnet-glosses", "learning_rate": 2e-4, "lr_scheduler_type": "linear",
+        "warmup_steps": 10, "per_device_train_batch_size": 16, "lora_r": 16,
+        "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 EXPECTED = {
     "mistral-7b-instruct/stage1.yaml": {**_STAGE1, **_MEAN, "backbone": _MISTRAL},
     "mistral-7b-instruct/stage1-last.yaml": {**_STAGE1, **_LAST, "backbone": _MISTRAL},
