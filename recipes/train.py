@@ -19,6 +19,7 @@ from text2token.arguments import (
     parse_recipe_args,
 )
 from text2token.backbones import resolve_backbone, weights_digest
+from text2token.distributed import wait_for_path
 from text2token.factory import (
     build_model,
     is_text2token_checkpoint,
@@ -48,19 +49,22 @@ def main(argv: list[str] | None = None) -> str:
     source = resolve_backbone(model_args.backbone)
     backbone_digest = weights_digest(source) if is_text2token_checkpoint(source) else ""
     checkpoint = training_args.resume_from_checkpoint or last_complete_checkpoint(training_args.output_dir)
-    with training_args.main_process_first(desc="preparing the training data"):
-        plan = None if training_args.objective == "simcse" else plan_targets(model, data_args)
-        targets_key = (plan.spec.key() if plan.spec is not None else f"unrecorded:{plan.supplied._fingerprint}") \
-            if plan is not None else None
-        # Before any target is rebuilt: a resume whose recipe or targets changed stops here, naming them.
-        check_resume(training_args.output_dir, run_record(model_args, data_args, training_args,
-                                                          targets_key=targets_key, backbone_digest=backbone_digest),
-                     checkpoint=checkpoint, write=training_args.should_save)
-        if plan is None:
+    # The targets are their own step, on every rank (not inside main_process_first): each rank encodes
+    # its share of a model-derived corpus, and ranks that wait for the main process's save wait on the
+    # file system, not in a collective that the process-group timeout would end.
+    plan = None if training_args.objective == "simcse" else plan_targets(model, data_args)
+    targets_key = (plan.spec.key() if plan.spec is not None else f"unrecorded:{plan.supplied._fingerprint}") \
+        if plan is not None else None
+    # Before any target is rebuilt: a resume whose recipe or targets changed stops here, naming them.
+    check_resume(training_args.output_dir, run_record(model_args, data_args, training_args,
+                                                      targets_key=targets_key, backbone_digest=backbone_digest),
+                 checkpoint=checkpoint, write=training_args.should_save)
+    if plan is None:
+        with training_args.main_process_first(desc="loading the corpus"):  # a short read, cached once
             train_dataset = load_training_texts(data_args)
-        else:
-            train_dataset = prepare_targets(model, data_args, training_args.output_dir,
-                                            backbone_name=model_args.backbone, plan=plan)
+    else:
+        train_dataset = prepare_targets(model, data_args, training_args.output_dir,
+                                        backbone_name=model_args.backbone, plan=plan)
     model.add_lora(lora_settings(model_args))
 
     callbacks = []
@@ -68,7 +72,9 @@ def main(argv: list[str] | None = None) -> str:
         train_dataset, held_out = hold_out(train_dataset, training_args.alignment_texts, seed=training_args.seed)
         callbacks.append(AlignmentCallback(held_out, training_args.alignment_every,
                                            plot_path=Path(training_args.output_dir) / "alignment.png"))
-    trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset, callbacks=callbacks)
+    trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset)
+    for callback in callbacks:  # ahead of the report_to trackers and the console, which read what it adds to a log
+        trainer.callback_handler.callbacks.insert(0, callback)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -82,6 +88,8 @@ def main(argv: list[str] | None = None) -> str:
         marker.with_suffix(".partial").write_text(json.dumps(summary, indent=2))
         marker.with_suffix(".partial").replace(marker)
         logger.info("Saved the trained model to %s (%s)", training_args.output_dir, summary)
+    else:  # what follows (the pipeline's next stage) reads the main process's final save
+        wait_for_path(Path(training_args.output_dir) / COMPLETE_MARKER, what="the completion marker")
     return training_args.output_dir
 
 

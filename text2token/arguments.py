@@ -18,6 +18,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from .backbones import EMBEDDED_DEFAULT
 from .corpora import DEFAULT_CORPUS
+from .distributed import join_process_group
 
 
 @dataclass
@@ -60,6 +61,8 @@ class DataArguments:
     target_temperature: float | None = field(default=None, metadata={
         "help": "Model-derived temperature tau; default the paper's (1e-4 mean pooling, 1e-5 last pooling)."})
     target_shard_size: int = field(default=1024, metadata={"help": "Texts per resumable shard of the model pass."})
+    target_num_proc: int | None = field(default=None, metadata={
+        "help": "Tokenizer worker processes for data-driven targets (datasets.map num_proc); for large corpora."})
 
 
 @dataclass
@@ -79,6 +82,12 @@ class Text2TokenTrainingArguments(TrainingArguments):
     allow_unverified_targets: bool = field(default=False, metadata={
         "help": "Train on targets that carry no TargetInfo (text2token_targets.json), whose tokenizer cannot "
                 "be checked against the model's."})
+
+    def __post_init__(self):
+        # Before TrainingArguments sets up the device: join the launcher's group with ddp_timeout (gloo
+        # on a machine without a GPU; Trainer's own CPU path would drop the timeout).
+        join_process_group(self.ddp_timeout)
+        super().__post_init__()
 
 
 class _RaisingParser(HfArgumentParser):

@@ -22,11 +22,17 @@ def _build_targets(args) -> None:
 
     from .backbones import portable_backbone_name, resolve_backbone
     from .corpora import load_corpus
+    from .distributed import is_main_process, join_process_group, world_size
     from .targets import build_data_driven_targets, load_targets, read_info, save_targets, tokenizer_fingerprint
     from .targets.model_derived import PRIOR_FILE, build_model_derived_targets
     from .targets.spec import (TargetSpec, model_digest, portable_corpus_name, resolve_params, stamp, stored_spec,
                                text_fingerprint)
 
+    # Under `accelerate launch` / torchrun: every rank encodes its share of a model-derived build;
+    # a data-driven build runs on the main process with --num-proc tokenizer workers.
+    join_process_group(args.ddp_timeout)
+    if args.method == "data" and not is_main_process():
+        return
     corpus = load_corpus(args.corpus, text_column=args.text_column, max_rows=args.max_rows)
     model = None
     if args.method == "data":
@@ -50,14 +56,15 @@ def _build_targets(args) -> None:
                       tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
                       model_digest=model_digest(model) if model is not None else "")
     output = Path(args.output)
-    if output.exists():
+    if output.exists():  # every rank reads the same files here, so all take the same branch
         try:
             existing = read_info(load_targets(output))
         except (FileNotFoundError, ValueError):
             raise SystemExit(f"{output} exists and is not a target dataset: choose another --output") from None
         differing = spec.differences(stored_spec(existing))
         if not differing:
-            print(f"{output} already holds these targets (spec {spec.key()}): nothing to build")
+            if is_main_process():
+                print(f"{output} already holds these targets (spec {spec.key()}): nothing to build")
             return
         logging.getLogger("text2token.cli").warning("Replacing %s, built from another spec: %s", output,
                                                      "; ".join(differing))
@@ -65,13 +72,16 @@ def _build_targets(args) -> None:
     if model is None:
         targets = build_data_driven_targets(corpus, tokenizer, text_column=args.text_column, weighting=args.weighting,
                                             stopwords=args.stopwords, max_length=params["max_length"],
-                                            top_k=params["top_k"], backbone=backbone, corpus=spec.corpus)
+                                            top_k=params["top_k"], backbone=backbone, corpus=spec.corpus,
+                                            num_proc=args.num_proc)
         extra = []
     else:
         work_dir = Path(args.work_dir or f"{args.output}.work")
         targets = build_model_derived_targets(model, corpus, work_dir=work_dir, text_column=args.text_column,
                                               temperature=params["temperature"], top_k=params["top_k"],
                                               shard_size=args.shard_size, backbone=backbone, corpus=spec.corpus)
+        if targets is None:  # not the main process: its share is written, the main process saves
+            return
         extra = [work_dir / PRIOR_FILE]
     print(f"wrote {len(targets)} rows to {save_targets(stamp(targets, spec), args.output, extra_files=extra)}")
 
@@ -111,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--temperature", type=float, default=None, help="model: tau (default the paper's)")
     build.add_argument("--work-dir", default=None, help="model: resumable shards (default <output>.work)")
     build.add_argument("--shard-size", type=int, default=1024, help="model: texts per resumable shard")
+    build.add_argument("--num-proc", type=int, default=None,
+                       help="data: tokenizer worker processes (datasets.map num_proc) for large corpora")
+    build.add_argument("--ddp-timeout", type=float, default=None,
+                       help="seconds a collective may wait under a multi-process launch (default 1800, or "
+                            "$TEXT2TOKEN_DDP_TIMEOUT)")
     build.add_argument("--output", required=True)
     build.set_defaults(run=_build_targets)
     return parser

@@ -15,6 +15,7 @@ from .adapters import LoraSettings
 from .arguments import DataArguments, ModelArguments
 from .backbones import portable_backbone_name, resolve_backbone
 from .corpora import load_corpus
+from .distributed import is_main_process, wait_for_path, world_size
 from .modeling import Text2TokenModel
 from .targets import build_data_driven_targets, load_targets, read_info, save_targets, tokenizer_fingerprint
 from .targets.model_derived import PRIOR_FILE, build_model_derived_targets
@@ -132,13 +133,22 @@ def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str
     differing fields logged.
 
     Model-derived targets come from `model` as it is (frozen, no adapter): call this before `add_lora`.
+
+    Under a multi-process launch every rank calls this (no `main_process_first` around it): each rank
+    encodes its share of a model-derived corpus; data-driven targets are built by the main process
+    (tokenizing with `args.target_num_proc` workers). The main process saves the dataset and then
+    writes `targets.ready` with the spec's key; the other ranks wait for that file, not in a
+    collective, so a long build never trips the process-group timeout.
     """
     plan = plan or plan_targets(model, args)
     if plan.supplied is not None:
         return plan.supplied
     spec, corpus = plan.spec, plan.corpus
     cache = Path(output_dir) / "targets"
-    if cache.is_dir():
+    ready = Path(output_dir) / READY_FILE
+    if world_size() > 1 and not is_main_process() and args.target_method == "data":
+        return _wait_for_targets(cache, ready, spec.key())
+    if cache.is_dir() and (world_size() == 1 or _ready_key(ready) == spec.key()):
         targets = load_targets(cache)
         differing = spec.differences(stored_spec(read_info(targets)))
         if not differing:
@@ -146,20 +156,23 @@ def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str
             return targets
         logger.warning("The targets in %s were built from another spec: rebuilding. Differing: %s",
                        cache, "; ".join(differing))
+    if is_main_process():
+        ready.unlink(missing_ok=True)
     backbone = portable_backbone_name(backbone_name) if backbone_name else ""
     params = spec.params
     if args.target_method == "data":
         targets = build_data_driven_targets(corpus, model.tokenizer, text_column=params["text_column"],
                                             weighting=params["weighting"], top_k=params["top_k"],
                                             stopwords=args.stopwords, max_length=params["max_length"],
-                                            backbone=backbone, corpus=spec.corpus)
+                                            backbone=backbone, corpus=spec.corpus,
+                                            num_proc=getattr(args, "target_num_proc", None))
         save_targets(stamp(targets, spec), cache)
     else:
         # Shards of h0 are kept per spec key, so a build for another spec (a retrained stage 1, another
         # corpus) starts clean instead of tripping over stale shards; older keys' shards are dropped.
         work_root = Path(output_dir) / "targets-work"
         work_dir = work_root / spec.key()
-        if work_root.is_dir():
+        if work_root.is_dir() and is_main_process():
             for stale in work_root.iterdir():
                 if stale != work_dir:
                     logger.info("Removing shards of another target spec: %s", stale)
@@ -167,7 +180,37 @@ def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str
         targets = build_model_derived_targets(
             model, corpus, work_dir=work_dir, text_column=params["text_column"], temperature=params["temperature"],
             top_k=params["top_k"], shard_size=args.target_shard_size, backbone=backbone, corpus=spec.corpus)
+        if targets is None:  # another rank's share is done; the main process assembles and saves
+            return _wait_for_targets(cache, ready, spec.key())
         save_targets(stamp(targets, spec), cache, extra_files=[work_dir / PRIOR_FILE])
+    _write_ready(ready, spec.key())
+    return load_targets(cache)
+
+
+READY_FILE = "targets.ready"
+
+
+def _ready_key(ready: Path) -> str | None:
+    try:
+        return ready.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _write_ready(ready: Path, key: str) -> None:
+    partial = ready.with_name(ready.name + ".partial")
+    partial.write_text(key)
+    partial.replace(ready)
+
+
+def _wait_for_targets(cache: Path, ready: Path, key: str) -> datasets.Dataset:
+    """A rank other than the main one: wait on the file system until the main process has saved the
+    targets of spec `key` (a crash of the main process ends the whole launch, so this does not hang)."""
+    import time
+
+    logger.info("Waiting for the main process to save the targets in %s", cache)
+    while _ready_key(wait_for_path(ready, what="the target dataset")) != key:
+        time.sleep(0.5)
     return load_targets(cache)
 
 

@@ -9,6 +9,12 @@ those k entries held in `target_mass`.
 Only one transformer pass runs: it saves each text's pooled `h0` in shards (a crash loses at most one
 shard). Because `W` is linear, the mean of `W h0` is `W` applied to the mean of `h0`, so the prior
 comes from the saved vectors, and the second pass is only a head projection per text.
+
+Under a multi-process launch every rank takes a contiguous block of whole shards (so each text is
+encoded in the same batch as in a one-process build), encodes it, and writes its own shard files;
+the prior is reduced across ranks (the float64 sum of `h0` and the row count, which give the same
+prior as the one-process mean); each rank then writes the targets of its rows, and the main process
+assembles the dataset from those files in rank order. Only the main process returns the dataset.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..distributed import all_reduce_sum, any_rank, barrier, is_main_process, rank, split_evenly, world_size
 from .schema import (
     TARGET_IDS,
     TARGET_WEIGHTS,
@@ -81,10 +88,9 @@ def _check_same_model(model, texts: list[str], work_dir: Path, batch_size: int) 
                          f"work_dir")
 
 
-@torch.inference_mode()
-def encode_corpus_in_shards(model, texts: list[str], work_dir: Path, *, shard_size: int = 1024,
-                            batch_size: int = 32) -> torch.Tensor:
-    """Pooled `h0` of every text, computed shard by shard; shards already on disk are reused."""
+def _prepare_work_dir(model, texts: list[str], work_dir: Path, shard_size: int, batch_size: int,
+                      num_shards: int) -> None:
+    """Check (and record) the corpus layout and that saved shards are this model's."""
     work_dir.mkdir(parents=True, exist_ok=True)
     manifest = work_dir / "shards.json"
     texts_digest = hashlib.sha256("\x00".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
@@ -92,14 +98,38 @@ def encode_corpus_in_shards(model, texts: list[str], work_dir: Path, *, shard_si
     if manifest.is_file() and json.loads(manifest.read_text()) != layout:
         raise ValueError(f"{work_dir} holds shards of another corpus layout {manifest.read_text()}; "
                          f"use another work_dir or delete it")
-    manifest.write_text(json.dumps(layout))
-    starts = range(0, len(texts), shard_size)
-    done = sum(_shard_path(work_dir, i).is_file() for i in range(len(starts)))
+    partial = manifest.with_name(manifest.name + ".partial")
+    partial.write_text(json.dumps(layout))
+    os.replace(partial, manifest)
+    done = sum(_shard_path(work_dir, i).is_file() for i in range(num_shards))
     if done:
         _check_same_model(model, texts, work_dir, batch_size)
-        logger.info("Resuming: %d of %d shards of h0 already in %s", done, len(starts), work_dir)
+        logger.info("Resuming: %d of %d shards of h0 already in %s", done, num_shards, work_dir)
+
+
+def shards_of_rank(num_texts: int, shard_size: int, rank_index: int, ranks: int) -> range:
+    """The shard indices one rank encodes: a contiguous block, block sizes differing by at most one."""
+    return split_evenly(-(-num_texts // shard_size), ranks, rank_index)
+
+
+@torch.inference_mode()
+def encode_corpus_in_shards(model, texts: list[str], work_dir: Path, *, shard_size: int = 1024,
+                            batch_size: int = 32, shards: range | None = None) -> torch.Tensor:
+    """Pooled `h0` of the texts of `shards` (default: all), computed shard by shard; shards already on
+    disk are reused. Under a multi-process launch every rank calls this with its own `shards`."""
+    starts = range(0, len(texts), shard_size)
+    problem = None
+    if is_main_process():  # one rank checks and records the layout; the others wait for its verdict
+        try:
+            _prepare_work_dir(model, texts, work_dir, shard_size, batch_size, len(starts))
+        except ValueError as exc:
+            problem = exc
+    if any_rank(problem is not None):
+        raise problem or ValueError(f"the main process refused the shards in {work_dir}: see its error")
+    shards = range(len(starts)) if shards is None else shards
     pieces = []
-    for index, start in enumerate(tqdm(starts, desc="Model-derived targets: encoding shards")):
+    for index in tqdm(shards, desc="Model-derived targets: encoding shards", disable=not is_main_process()):
+        start = starts[index]
         path = _shard_path(work_dir, index)
         if not path.is_file():
             # At the training length: these targets are for the inputs stage 2 trains on.
@@ -107,16 +137,28 @@ def encode_corpus_in_shards(model, texts: list[str], work_dir: Path, *, shard_si
                               show_progress_bar=False, max_length=model.config.max_length)
             _atomic_save({"h0": h0.float()}, path)
         pieces.append(load_file(str(path))["h0"])
-    return torch.cat(pieces) if pieces else torch.empty(0)
+    return torch.cat(pieces) if pieces else torch.empty(0, model.config.lm_config.hidden_size)
 
 
 @torch.inference_mode()
-def targets_from_embeddings(model, h0: torch.Tensor, *, temperature: float, top_k: int,
-                            batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray, torch.Tensor]:
-    """Top-k ids, renormalised weights and kept mass of `q` for each row of `h0`, plus the prior `pi`."""
+def corpus_prior(model, h0: torch.Tensor) -> torch.Tensor:
+    """pi = softmax(W mean h0) over the whole corpus: each rank's float64 sum of `h0` and row count
+    are summed across ranks (one rank: its own), so the prior does not depend on the split."""
+    totals = torch.cat([h0.double().sum(dim=0), torch.tensor([float(len(h0))], dtype=torch.float64)])
+    totals = all_reduce_sum(totals)
+    mean = (totals[:-1] / totals[-1]).float().unsqueeze(0)
+    return model.project(mean.to(model.device)).softmax(-1)
+
+
+@torch.inference_mode()
+def targets_from_embeddings(model, h0: torch.Tensor, *, temperature: float, top_k: int, batch_size: int = 256,
+                            prior: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, torch.Tensor]:
+    """Top-k ids, renormalised weights and kept mass of `q` for each row of `h0`, plus the prior `pi`
+    (computed from `h0` unless given: a rank passes the prior of the whole corpus)."""
     device = model.device
-    prior = model.project(h0.mean(dim=0, keepdim=True).to(device)).softmax(-1)  # pi = softmax(W mean h0)
-    ids, weights, mass = [], [], []
+    prior = corpus_prior(model, h0) if prior is None else prior.reshape(1, -1).to(device)
+    ids = [np.zeros((0, top_k), np.int32)]
+    weights, mass = [np.zeros((0, top_k), np.float32)], [np.zeros(0, np.float32)]
     for start in range(0, len(h0), batch_size):
         p0 = model.project(h0[start:start + batch_size].to(device)).softmax(-1)
         ratio = p0 / (p0 + prior + _EPS)
@@ -127,6 +169,22 @@ def targets_from_embeddings(model, h0: torch.Tensor, *, temperature: float, top_
         weights.append((top_q / kept).cpu().numpy().astype(np.float32))
         mass.append(kept.squeeze(-1).cpu().numpy().astype(np.float32))
     return np.concatenate(ids), np.concatenate(weights), np.concatenate(mass), prior.squeeze(0).cpu()
+
+
+def _rank_targets_path(work_dir: Path, rank_index: int, ranks: int) -> Path:
+    return work_dir / f"targets-rank{rank_index:05d}-of-{ranks:05d}.safetensors"
+
+
+def _gather_rank_targets(work_dir: Path, ids, weights, mass):
+    """Each rank writes the targets of its rows; after a barrier (the ranks' shares are equal, so no
+    rank waits long) the main process reads them back in rank order. Others get (None, None, None)."""
+    _atomic_save({"ids": torch.from_numpy(ids), "weights": torch.from_numpy(weights), "mass": torch.from_numpy(mass)},
+                 _rank_targets_path(work_dir, rank(), world_size()))
+    barrier()
+    if not is_main_process():
+        return None, None, None
+    parts = [load_file(str(_rank_targets_path(work_dir, r, world_size()))) for r in range(world_size())]
+    return tuple(np.concatenate([part[key].numpy() for part in parts]) for key in ("ids", "weights", "mass"))
 
 
 def build_model_derived_targets(
@@ -145,7 +203,9 @@ def build_model_derived_targets(
     """Targets from a frozen stage-1 `Text2TokenModel` (its LoRA merged) over `dataset`.
 
     `work_dir` keeps the resumable shards of `h0` and the corpus prior (`corpus_prior.safetensors`,
-    which `save_targets(..., extra_files=...)` can store beside the dataset).
+    which `save_targets(..., extra_files=...)` can store beside the dataset). Under a multi-process
+    launch every rank calls this with the same arguments (`work_dir` on a file system all ranks
+    share); the main process returns the dataset, the others None.
     """
     if model.config.lora is not None:
         raise ValueError("model-derived targets come from a frozen stage-1 model: merge its LoRA first "
@@ -166,8 +226,16 @@ def build_model_derived_targets(
         logger.warning("%d empty or whitespace-only texts are skipped", dropped)
     kept_texts = [texts[i] for i in rows]
     work_dir = Path(work_dir)
-    h0 = encode_corpus_in_shards(model, kept_texts, work_dir, shard_size=shard_size, batch_size=batch_size)
-    ids, weights, mass, prior = targets_from_embeddings(model, h0, temperature=temperature, top_k=top_k)
+    shards = shards_of_rank(len(kept_texts), shard_size, rank(), world_size())
+    h0 = encode_corpus_in_shards(model, kept_texts, work_dir, shard_size=shard_size, batch_size=batch_size,
+                                 shards=shards)
+    prior = corpus_prior(model, h0)  # a collective under a multi-process launch
+    ids, weights, mass, prior = targets_from_embeddings(model, h0, temperature=temperature, top_k=top_k,
+                                                        prior=prior)
+    if world_size() > 1:
+        ids, weights, mass = _gather_rank_targets(work_dir, ids, weights, mass)
+        if ids is None:
+            return None  # not the main process: its rows are in its file, the main process assembles
     _atomic_save({"prior": prior}, work_dir / PRIOR_FILE, metadata={"meaning": "softmax(W mean_corpus h0)"})
 
     features = target_features({TARGET_MASS: datasets.Value("float32"), "source_row": datasets.Value("int64")})

