@@ -1,5 +1,10 @@
-"""SIGKILL a real training run and a real target build at a random point, rerun the same command,
-and compare with an uninterrupted run. Slow: each case starts several Python processes."""
+"""SIGKILL a real training run and a real target build at a random point, or in the middle of a save
+(half-written optimizer state, a complete checkpoint not yet renamed into place, a final model half
+published), rerun the same command, and compare with an uninterrupted run. Slow: each case starts
+several Python processes.
+
+The random choices come from one seed, printed and shown in every failure message; rerun a failure
+with TEXT2TOKEN_CRASH_SEED=<seed>."""
 
 import os
 import random
@@ -19,6 +24,53 @@ from model_fixtures import SENTENCES
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
+SEED = int(os.environ.get("TEXT2TOKEN_CRASH_SEED") or random.SystemRandom().randrange(2**31))
+RNG = random.Random(SEED)
+
+
+@pytest.fixture(autouse=True)
+def _show_seed():
+    print(f"crash tests: seed {SEED} (rerun with TEXT2TOKEN_CRASH_SEED={SEED})")  # shown with a failure's output
+
+# Runs a recipe script with a kill point planted in the save path: TEXT2TOKEN_KILL_AT names it.
+#   write:<file>:<checkpoint>  half of <file> written into the staged <checkpoint>, then SIGKILL
+#   publish:<checkpoint>       the staged checkpoint is complete; SIGKILL instead of renaming it into place
+#   final:config.json          the final save has moved its weights in; SIGKILL before config.json follows
+KILL_DURING_SAVE = """
+import io, os, runpy, signal, sys
+import torch
+
+point = os.environ["TEXT2TOKEN_KILL_AT"].split(":")
+real_replace, real_save = os.replace, torch.save
+
+def die():
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def replace(src, dst, *args, **kwargs):
+    src, dst = os.fspath(src), os.fspath(dst)
+    if point[0] == "publish" and os.path.basename(dst) == point[1] and ".checkpoint-staging" in src:
+        die()
+    if point[0] == "final" and os.path.basename(dst) == point[1] and ".final-staging" in src:
+        die()
+    return real_replace(src, dst, *args, **kwargs)
+
+def save(obj, f, *args, **kwargs):
+    if point[0] == "write" and isinstance(f, (str, os.PathLike)):
+        path = os.fspath(f)
+        if os.path.basename(path) == point[1] and os.path.basename(os.path.dirname(path)) == point[2]:
+            buffer = io.BytesIO()
+            real_save(obj, buffer, *args, **kwargs)
+            with open(path, "wb") as handle:
+                handle.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            die()
+    return real_save(obj, f, *args, **kwargs)
+
+os.replace, torch.save = replace, save
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 def _kill_when(command, ready, timeout=300):
@@ -28,7 +80,7 @@ def _kill_when(command, ready, timeout=300):
     deadline = time.time() + timeout
     while not ready() and process.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    time.sleep(random.uniform(0.0, 0.3))
+    time.sleep(RNG.uniform(0.0, 0.3))
     killed = process.poll() is None
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -47,29 +99,71 @@ def _losses(output_dir):
     return [(log["step"], round(log["loss"], 4)) for log in state["log_history"] if "loss" in log]
 
 
-def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path, tiny_backbone_dir):
-    corpus = tmp_path / "corpus.txt"
+@pytest.fixture(scope="module")
+def training(tmp_path_factory, real_tokenizer):
+    """The training command of these tests, and its uninterrupted run (shared by the cases)."""
+    from model_fixtures import tiny_backbone
+
+    root = tmp_path_factory.mktemp("crash-training")
+    backbone = root / "backbone"
+    tiny_backbone(len(real_tokenizer), real_tokenizer.pad_token_id).save_pretrained(backbone)
+    real_tokenizer.save_pretrained(backbone)
+    corpus = root / "corpus.txt"
     corpus.write_text("\n".join(f"{s} number {i}" for i in range(12) for s in SENTENCES))
 
     def command(out):
-        return [sys.executable, "recipes/train.py", "--config", "recipes/smollm2-135m/stage1.yaml",
-                "--backbone", str(tiny_backbone_dir), "--corpus", str(corpus), "--output_dir", str(out),
+        return ["recipes/train.py", "--config", "recipes/smollm2-135m/stage1.yaml",
+                "--backbone", str(backbone), "--corpus", str(corpus), "--output_dir", str(out),
                 "--max_steps", "12", "--save_steps", "2", "--per_device_train_batch_size", "4", "--logging_steps", "1",
                 "--warmup_steps", "0", "--alignment_every", "0", "--learning_rate", "1e-3", "--seed", "7"]
 
-    _run(command(tmp_path / "straight"))
-    interrupted = tmp_path / "interrupted"
-    step = random.choice([2, 4, 6])
-    killed = _kill_when(command(interrupted), lambda: (interrupted / f"checkpoint-{step}").is_dir())
-    assert killed, "the run finished before it could be killed"
-    assert not (interrupted / "training_complete.json").exists()
-    _run(command(interrupted))
+    straight = root / "straight"
+    _run([sys.executable, *command(straight)])
+    return command, straight
 
-    assert _losses(interrupted) == _losses(tmp_path / "straight")
-    final, reference = load_file(interrupted / "model.safetensors"), load_file(tmp_path / "straight" / "model.safetensors")
-    assert final.keys() == reference.keys()
+
+def _assert_same_result(interrupted, straight, context):
+    assert _losses(interrupted) == _losses(straight), context
+    final, reference = load_file(interrupted / "model.safetensors"), load_file(straight / "model.safetensors")
+    assert final.keys() == reference.keys(), context
     for key in reference:
-        torch.testing.assert_close(final[key], reference[key], rtol=0, atol=1e-6)
+        torch.testing.assert_close(final[key], reference[key], rtol=0, atol=1e-6, msg=lambda m: f"{context}: {m}")
+
+
+def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path, training):
+    command, straight = training
+    interrupted = tmp_path / "interrupted"
+    step = RNG.choice([2, 4, 6])
+    context = f"seed {SEED}, killed soon after checkpoint-{step} appeared"
+    killed = _kill_when([sys.executable, *command(interrupted)], lambda: (interrupted / f"checkpoint-{step}").is_dir())
+    assert killed, f"the run finished before it could be killed ({context})"
+    assert not (interrupted / "training_complete.json").exists()
+    _run([sys.executable, *command(interrupted)])
+    _assert_same_result(interrupted, straight, context)
+
+
+@pytest.mark.parametrize("where", ["write", "publish", "final"])
+def test_a_kill_during_a_save_resumes_to_the_uninterrupted_result(tmp_path, training, where):
+    command, straight = training
+    interrupted = tmp_path / "interrupted"
+    checkpoint = f"checkpoint-{RNG.choice([2, 4, 6, 8])}"
+    kill_at = {"write": f"write:{RNG.choice(['optimizer.pt', 'scheduler.pt'])}:{checkpoint}",
+               "publish": f"publish:{checkpoint}", "final": "final:config.json"}[where]
+    context = f"seed {SEED}, TEXT2TOKEN_KILL_AT={kill_at}"
+    killed = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, *command(interrupted)], cwd=ROOT,
+                            env={**os.environ, "PYTHONHASHSEED": "0", "TEXT2TOKEN_KILL_AT": kill_at},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert killed.returncode == -signal.SIGKILL, f"{context}: the kill point was not reached\n{killed.stderr[-2000:]}"
+    # The kill landed mid-save: nothing half-written is visible under a final name.
+    if where == "final":
+        assert (interrupted / "checkpoint-12").is_dir() and not (interrupted / "config.json").exists(), context
+    else:
+        assert (interrupted / ".checkpoint-staging" / checkpoint).is_dir(), context
+        assert not (interrupted / checkpoint).exists(), context
+    assert not (interrupted / "training_complete.json").exists()
+    _run([sys.executable, *command(interrupted)])
+    _assert_same_result(interrupted, straight, context)
+    assert not (interrupted / ".checkpoint-staging").exists() and not (interrupted / ".final-staging").exists()
 
 
 def test_killed_model_derived_build_resumes_to_the_same_dataset(tmp_path, tiny_model):
