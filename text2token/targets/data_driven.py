@@ -103,13 +103,42 @@ def content_token_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], stop
     return [list(dict.fromkeys(i for i in ids if not droppable[i])) for ids in token_ids]
 
 
-def _unique_content_ids(batch, indices, *, tokenizer, stopwords, text_column, max_length, droppable):
-    texts = batch[text_column]
+def _content_ids_batch(batch: pa.Table, indices: list[int], *, tokenizer, stopwords, text_column, max_length,
+                       droppable) -> pa.Table:
+    """One `datasets.map` batch: each text's unique content ids; rows without any are left out here
+    (counted from `source_row` afterwards), so no pass ever holds more than one batch."""
+    texts = batch.column(text_column).to_pylist()
     for row, text in zip(indices, texts):
         if not isinstance(text, str):
             raise TypeError(f"row {row}: field {text_column!r} is {type(text).__name__}, expected a string")
-    return {_IDS: content_token_ids(tokenizer, texts, stopwords, max_length=max_length, droppable=droppable),
-            "source_row": indices}
+    ids = content_token_ids(tokenizer, texts, stopwords, max_length=max_length, droppable=droppable)
+    keep = [i for i, row_ids in enumerate(ids) if row_ids]
+    lengths = np.fromiter((len(ids[i]) for i in keep), dtype=np.int64, count=len(keep))
+    flat = np.fromiter((t for i in keep for t in ids[i]), dtype=np.int32, count=int(lengths.sum()))
+    offsets = pa.array(np.r_[0, np.cumsum(lengths)].astype(np.int32))
+    return pa.table({TEXT: batch.column(text_column).take(pa.array(keep, pa.int64())),
+                     _IDS: pa.ListArray.from_arrays(offsets, pa.array(flat)),
+                     "source_row": pa.array(np.asarray(indices, dtype=np.int64)[keep])})
+
+
+def _weigh_batch(batch: pa.Table, *, weighting: str, idf: np.ndarray | None, top_k: int | None) -> pa.Table:
+    """One `datasets.map` batch: the kept ids and their weights (see `_weigh`) as target columns."""
+    column = batch.column(_IDS).combine_chunks()
+    lengths = np.diff(np.asarray(column.offsets))
+    ids, weights, new_lengths = _weigh(np.asarray(column.flatten(), dtype=np.int64), lengths, weighting=weighting,
+                                       idf=idf, top_k=top_k)
+    offsets = pa.array(np.r_[0, np.cumsum(new_lengths)].astype(np.int32))
+    return pa.table({TEXT: batch.column(TEXT), TARGET_IDS: pa.ListArray.from_arrays(offsets, pa.array(ids.astype(np.int32))),
+                     TARGET_WEIGHTS: pa.ListArray.from_arrays(offsets, pa.array(weights)),
+                     "source_row": batch.column("source_row")})
+
+
+def _document_frequencies(tokenized: datasets.Dataset, vocab_size: int, batch_size: int) -> np.ndarray:
+    df = np.zeros(vocab_size, dtype=np.int64)
+    for batch in tokenized.with_format("arrow").iter(batch_size=batch_size):
+        df += np.bincount(np.asarray(batch.column(_IDS).combine_chunks().flatten(), dtype=np.int64),
+                          minlength=vocab_size)
+    return df
 
 
 def _weigh(ids: np.ndarray, lengths: np.ndarray, *, weighting: str, idf: np.ndarray | None,
@@ -166,45 +195,43 @@ def build_data_driven_targets(
     check_text_column(dataset, text_column)
     stopwords, stopwords_name = resolve_stopwords(stopwords)
 
-    tokenized = dataset.map(
-        _unique_content_ids,
+    # Two passes of `datasets.map`, batch by batch (worker processes with `num_proc`), each written to
+    # Arrow files rather than held in memory: memory stays bounded by a batch whatever the corpus size.
+    tokenized = dataset.select_columns([text_column]).with_format("arrow").map(
+        _content_ids_batch,
         batched=True,
         batch_size=batch_size,
         with_indices=True,
         num_proc=num_proc,
-        remove_columns=[c for c in dataset.column_names if c != text_column],
+        features=datasets.Features({TEXT: datasets.Value("string"), _IDS: datasets.Sequence(datasets.Value("int32")),
+                                    "source_row": datasets.Value("int64")}),
+        remove_columns=[text_column],
         fn_kwargs={"tokenizer": tokenizer, "stopwords": stopwords, "text_column": text_column,
                    "max_length": max_length, "droppable": droppable_token_mask(tokenizer)},
         desc="Data-driven targets: tokenizing",
     )
-    if text_column != TEXT:
-        tokenized = tokenized.rename_column(text_column, TEXT)
-
-    ids_column = tokenized.data.column(_IDS).combine_chunks()
-    lengths = np.diff(np.asarray(ids_column.offsets))
-    empty_rows = np.flatnonzero(lengths == 0)
-    if len(empty_rows):
-        examples = [repr(tokenized[int(i)][TEXT])[:80] for i in empty_rows[:5]]
+    dropped = len(dataset) - len(tokenized)
+    if dropped:
+        kept = np.zeros(len(dataset), dtype=bool)
+        for batch in tokenized.with_format("arrow").iter(batch_size=100_000):
+            kept[np.asarray(batch.column("source_row"))] = True
+        empty_rows = np.flatnonzero(~kept)[:5]
+        examples = [repr(dataset[int(i)][text_column])[:80] for i in empty_rows]
         logger.warning("%d of %d texts have no content tokens (stopwords/punctuation only) and are skipped; "
-                       "for example rows %s: %s", len(empty_rows), len(tokenized), empty_rows[:5].tolist(), examples)
-    kept_rows = np.flatnonzero(lengths > 0)
-    flat_ids = np.asarray(ids_column.flatten(), dtype=np.int64)  # empty rows contribute nothing here
+                       "for example rows %s: %s", dropped, len(dataset), empty_rows.tolist(), examples)
 
     idf = None
     vocab_size = len(tokenizer)
     if weighting == "idf":
-        df = np.bincount(flat_ids, minlength=vocab_size)
-        idf = np.log((len(kept_rows) + 1) / (df + 1)) + 1.0  # smoothed: never zero, no token loses all mass
-    ids, weights, new_lengths = _weigh(flat_ids, lengths[kept_rows], weighting=weighting, idf=idf, top_k=top_k)
-    offsets = pa.array(np.r_[0, np.cumsum(new_lengths)].astype(np.int32))
-    table = pa.table({
-        TEXT: tokenized.data.column(TEXT).take(pa.array(kept_rows)),
-        TARGET_IDS: pa.ListArray.from_arrays(offsets, pa.array(ids.astype(np.int32))),
-        TARGET_WEIGHTS: pa.ListArray.from_arrays(offsets, pa.array(weights)),
-        "source_row": tokenized.data.column("source_row").take(pa.array(kept_rows)),
-    })
+        df = _document_frequencies(tokenized, vocab_size, batch_size=100_000)
+        idf = np.log((len(tokenized) + 1) / (df + 1)) + 1.0  # smoothed: never zero, no token loses all mass
     features = target_features({"source_row": datasets.Value("int64")})
-    targets = datasets.Dataset(table.cast(features.arrow_schema), info=datasets.DatasetInfo(features=features))
+    targets = tokenized.map(
+        _weigh_batch, batched=True, batch_size=batch_size, num_proc=num_proc, features=features,
+        remove_columns=[_IDS], fn_kwargs={"weighting": weighting, "idf": idf, "top_k": top_k},
+        desc="Data-driven targets: weighting",
+    ).with_format(None)
+    targets = targets.select_columns(list(features))
     info = TargetInfo(
         method="data",
         params={"weighting": weighting, "top_k": top_k, "stopwords": stopwords_name, "max_length": max_length,
@@ -215,26 +242,32 @@ def build_data_driven_targets(
         corpus=corpus,
         corpus_fingerprint=getattr(dataset, "_fingerprint", ""),
         num_rows=len(targets),
-        dropped={"empty_target": int(len(empty_rows))} if len(empty_rows) else {},
+        dropped={"empty_target": int(dropped)} if dropped else {},
         stats=target_stats(targets, tokenizer),
         text2token_version=__version__,
     )
     return attach_info(targets, info)
 
 
-def target_stats(targets: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, top: int = 20) -> dict:
-    """Mean target size and the tokens that carry the most target mass over the corpus."""
-    ids = targets.data.column(TARGET_IDS).combine_chunks()
-    weights = targets.data.column(TARGET_WEIGHTS).combine_chunks()
-    flat_ids = np.asarray(ids.flatten(), dtype=np.int64)
-    flat_w = np.asarray(weights.flatten(), dtype=np.float64)
-    sizes = np.diff(np.asarray(ids.offsets))
-    mass = np.bincount(flat_ids, weights=flat_w, minlength=len(tokenizer)) if len(flat_ids) else np.zeros(1)
+def target_stats(targets: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, top: int = 20,
+                 batch_size: int = 100_000) -> dict:
+    """Mean target size and the tokens that carry the most target mass over the corpus (read in
+    batches, so memory does not grow with the corpus)."""
+    mass = np.zeros(len(tokenizer), dtype=np.float64)
+    rows = total_size = max_size = 0
+    for batch in targets.with_format("arrow").iter(batch_size=batch_size):
+        ids = batch.column(TARGET_IDS).combine_chunks()
+        sizes = np.diff(np.asarray(ids.offsets))
+        flat_ids = np.asarray(ids.flatten(), dtype=np.int64)
+        flat_w = np.asarray(batch.column(TARGET_WEIGHTS).combine_chunks().flatten(), dtype=np.float64)
+        mass += np.bincount(flat_ids, weights=flat_w, minlength=len(mass))
+        rows, total_size = rows + len(sizes), total_size + int(sizes.sum())
+        max_size = max(max_size, int(sizes.max()) if len(sizes) else 0)
     best = np.argsort(-mass)[:top]
     total = max(len(targets), 1)
     return {
-        "mean_target_size": float(sizes.mean()) if len(sizes) else 0.0,
-        "max_target_size": int(sizes.max()) if len(sizes) else 0,
+        "mean_target_size": total_size / rows if rows else 0.0,
+        "max_target_size": max_size,
         "top_tokens": [[tokenizer.decode([int(i)]), round(float(mass[i]) / total, 6)] for i in best if mass[i] > 0],
         "log_vocab_size": math.log(len(tokenizer)),
     }
