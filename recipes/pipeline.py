@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from text2token.backbones import weights_digest
+from text2token.report import pipeline_report
 from text2token.run_record import RUN_RECORD
 
 HERE = Path(__file__).resolve().parent
@@ -107,6 +108,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.skip_eval:
         summary["table"] = evaluate(stage1, stage2, args).to_dict(orient="index")
     summary["pipeline_wall_s"] = round(time.time() - started, 1)
+    # The table to the trackers of stage 2's report_to, then report.md beside the stage folders.
+    root = Path(stage2["output_dir"]).parent
+    summary["report"] = str(pipeline_report(root, {"stage1": stage1, "stage2": stage2}, table=summary.get("table"),
+                                            settings=vars(args), table_png=root / "eval" / "summary.png"))
     logger.info("Pipeline done in %.0f s", summary["pipeline_wall_s"])
     return summary
 

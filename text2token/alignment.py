@@ -108,9 +108,10 @@ class AlignmentCallback(TrainerCallback):
 
     Cheap by design: a small fixed sample (e.g. 64 texts), one forward pass under inference mode,
     train mode restored after. Every process scores its own replica (fine under DDP; not meant for
-    parameter-sharded FSDP/ZeRO-3). Logging runs through `Trainer.log`'s `on_log`, so integrations
-    registered before this callback (e.g. TensorBoard) do not see the alignment numbers;
-    `trainer.state.log_history` and the console do.
+    parameter-sharded FSDP/ZeRO-3). The numbers join the trainer's log entry in `on_log`, so only
+    callbacks after this one see them: put it first (`trainer.callback_handler.callbacks.insert(0, cb)`,
+    as recipes/train.py does) and the `report_to` trackers (TensorBoard, trackio...) log them beside the
+    loss; `trainer.state.log_history` always holds them, the step-0 measurement included.
     """
 
     def __init__(self, texts: Sequence[str], every_n_steps: int, k: int = 10, plot_path: str | Path | None = None,
