@@ -1,7 +1,8 @@
 """Training step throughput, measured side by side on one batch.
 
-- Text2Token vs SimCSE: the same trainer, backbone, LoRA, batch and lengths; only `objective`
-  differs. SimCSE runs the backbone twice per step (two dropout views), Text2Token once plus a
+- Text2Token vs SimCSE: the same trainer, backbone, LoRA, batch and lengths; only `loss`
+  differs. SimCSE runs the backbone over each text twice per step (two dropout views, one batch of
+  2B rows), Text2Token once plus a
   [batch, vocab] head projection, so Text2Token should reach about twice the texts/second.
 - Stage 2 vs stage 1: model-derived targets (top-32) against data-driven ones; the sparse KL
   gathers K log-probabilities either way, so the step time should not move.
@@ -15,6 +16,7 @@ clipping, optimizer and scheduler step, `zero_grad`. The batch is collated once,
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 
 import common  # first: it quiets tqdm before datasets imports it
@@ -60,7 +62,7 @@ class Setup:
         from text2token.trainer import Text2TokenTrainer
 
         args = Text2TokenTrainingArguments(
-            output_dir=f"{self.tmp.name}/{objective}", objective=objective, per_device_train_batch_size=self.batch_size,
+            output_dir=f"{self.tmp.name}/{objective}", loss=objective, per_device_train_batch_size=self.batch_size,
             learning_rate=5e-5, use_cpu=True, report_to="none", save_strategy="no", logging_strategy="no",
             disable_tqdm=True)
         trainer = Text2TokenTrainer(model=self.model, args=args)
@@ -70,7 +72,10 @@ class Setup:
 
     def trainer_step(self, objective: str, batch: dict) -> None:
         trainer = self.trainers[objective]
-        trainer.training_step(trainer.model, dict(batch))
+        # The SimCSE loss adds dropout noise to the shared model; the Text2Token step runs without it.
+        quiet = self.trainers["simcse"].loss.noise.suspended() if objective != "simcse" else contextlib.nullcontext()
+        with quiet:
+            trainer.training_step(trainer.model, dict(batch))
         trainer.accelerator.clip_grad_norm_(trainer.model.parameters(), trainer.args.max_grad_norm)
         trainer.optimizer.step()
         trainer.lr_scheduler.step()

@@ -28,6 +28,7 @@ from text2token.factory import (
     plan_targets,
     prepare_targets,
 )
+from text2token.losses import loss_class
 from text2token.run_record import check_resume, run_record
 from text2token.trainer import Text2TokenTrainer
 
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> str:
     # The targets are their own step, on every rank (not inside main_process_first): each rank encodes
     # its share of a model-derived corpus, and ranks that wait for the main process's save wait on the
     # file system, not in a collective that the process-group timeout would end.
-    plan = None if training_args.objective == "simcse" else plan_targets(model, data_args)
+    loss_cls = loss_class(training_args.loss)
+    plan = plan_targets(model, data_args) if loss_cls.needs_targets else None
     targets_key = (plan.spec.key() if plan.spec is not None else f"unrecorded:{plan.supplied._fingerprint}") \
         if plan is not None else None
     # Before any target is rebuilt: a resume whose recipe or targets changed stops here, naming them.
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> str:
         train_dataset, held_out = hold_out(train_dataset, training_args.alignment_texts, seed=training_args.seed)
         callbacks.append(AlignmentCallback(held_out, training_args.alignment_every,
                                            plot_path=Path(training_args.output_dir) / "alignment.png"))
-    trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset)
+    trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset,
+                                loss=loss_cls.from_args(model, training_args))
     for callback in callbacks:  # ahead of the report_to trackers and the console, which read what it adds to a log
         trainer.callback_handler.callbacks.insert(0, callback)
     if checkpoint:

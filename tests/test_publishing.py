@@ -164,19 +164,20 @@ def test_an_overflowing_gradient_never_saves_nan_weights_nor_rotates_away_the_go
     assert all(torch.isfinite(t).all() for t in load_file(out / "checkpoint-2" / "model.safetensors").values())
 
 
-def test_simcse_stops_on_a_non_finite_loss(tiny_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("loss", ["simcse", "mntp"])
+def test_plain_text_losses_stop_on_a_non_finite_loss(tiny_model, tmp_path, monkeypatch, loss):
     texts = datasets.Dataset.from_dict({"text": SENTENCES * 4})
     args = Text2TokenTrainingArguments(output_dir=str(tmp_path / "out"), max_steps=4, per_device_train_batch_size=4,
-                                       save_steps=2, report_to="none", use_cpu=True, objective="simcse")
+                                       save_steps=2, report_to="none", use_cpu=True, loss=loss)
     trainer = Text2TokenTrainer(model=tiny_model, args=args, train_dataset=texts)
-    real, calls = trainer._simcse_loss, []
+    real, calls = trainer.loss.forward, []
 
-    def nan_on_third_call(a, b):
+    def nan_on_third_call(features):
         calls.append(1)
-        loss = real(a, b)
-        return loss * float("nan") if len(calls) == 3 else loss
+        value = real(features)
+        return value * float("nan") if len(calls) == 3 else value
 
-    monkeypatch.setattr(trainer, "_simcse_loss", nan_on_third_call)
+    monkeypatch.setattr(trainer.loss, "forward", nan_on_third_call)
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 3"):
         trainer.train()
     assert (tmp_path / "out" / "checkpoint-2" / "model.safetensors").is_file()

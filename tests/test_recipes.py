@@ -44,6 +44,7 @@ _CPU = {"backbone": "embedded:smollm2-135m-instruct", "dtype": None, "bf16": Fal
         "max_length": 64, "corpus": "wordnet-glosses", "learning_rate": 2e-4, "lr_scheduler_type": "linear",
         "warmup_steps": 10, "per_device_train_batch_size": 16, "lora_r": 16,
         "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+_SIMCSE = {"loss": "simcse", "simcse_temperature": 0.05, "simcse_attention_dropout": 0.3, "simcse_hidden_dropout": 0.1}
 EXPECTED = {
     "mistral-7b-instruct/stage1.yaml": {**_STAGE1, **_MEAN, "backbone": _MISTRAL},
     "mistral-7b-instruct/stage1-last.yaml": {**_STAGE1, **_LAST, "backbone": _MISTRAL},
@@ -56,7 +57,12 @@ EXPECTED = {
     "smollm2-135m/stage1.yaml": {**_CPU, "target_method": "data", "max_steps": 100},
     "smollm2-135m/stage2.yaml": {**_CPU, "backbone": "outputs/smollm2-135m/stage1", "target_method": "model",
                                  "target_top_k": 32, "max_train_samples": 1024, "max_steps": 64},
-    "smollm2-135m/simcse.yaml": {**_CPU, "objective": "simcse", "simcse_temperature": 0.05, "max_steps": 100},
+    "smollm2-135m/simcse.yaml": {**_CPU, **_SIMCSE, "attention": "causal", "max_steps": 100},
+    # LLM2Vec on Text2Token's budget: MNTP as stage 1, SimCSE from the merged MNTP model as stage 2.
+    "smollm2-135m/llm2vec-mntp.yaml": {**_CPU, "attention": "bidirectional", "loss": "mntp", "mntp_probability": 0.2,
+                                       "mntp_mask_token": "_", "max_steps": 100},
+    "smollm2-135m/llm2vec-simcse.yaml": {**_CPU, **_SIMCSE, "attention": "bidirectional", "max_steps": 64,
+                                         "backbone": "outputs/smollm2-135m/llm2vec-mntp", "max_train_samples": 1024},
 }
 
 
@@ -200,15 +206,18 @@ def test_compare_trains_simcse_and_tabulates_every_system(tmp_path, tiny_backbon
              f"--alignment_every 0")
     table = compare.main(["--output_root", str(tmp_path / "runs"), "--steps", "2", "--extra_args", flags,
                           "--quick", "6"])
-    assert set(table.index) == {"text2token-stage1", "text2token-stage2", "simcse", "untrained", "tfidf", "minilm"}
-    assert table.loc["simcse", "train_wall_s"] > 0
+    assert set(table.index) == {"text2token-stage1", "text2token-stage2", "simcse", "llm2vec", "untrained", "tfidf",
+                                "minilm"}
+    assert table.loc["simcse", "train_wall_s"] > 0 and table.loc["llm2vec", "train_wall_s"] > 0
+    assert json.loads((tmp_path / "runs" / "llm2vec" / "training_complete.json").read_text())["global_step"] == 2
     assert json.loads((tmp_path / "runs" / "simcse" / "training_complete.json").read_text())["global_step"] == 2
     assert (tmp_path / "runs" / "compare" / "summary.png").is_file()
 
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--objective", "simcse", "--targets", "some/folder"], "objective=simcse trains on plain text"),
+    (["--loss", "simcse", "--targets", "some/folder"], "loss=simcse trains on plain text"),
+    (["--loss", "mntp", "--targets", "some/folder"], "loss=mntp trains on plain text"),
     (["--target_method", "model", "--weighting", "idf"], "weighting='idf' applies to data-driven targets"),
     (["--target_temperature", "0.001"], "target_temperature applies to model-derived targets"),
     (["--pooling", "last", "--prompt", "{text}"], "last pooling reads the token after the prompt"),

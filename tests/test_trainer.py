@@ -81,7 +81,7 @@ def test_gradient_checkpointing_still_trains_lora(tiny_model, tmp_path):
     assert len(moved) == len(before)
 
 
-def test_simcse_objective_trains_on_plain_text(tiny_model, tmp_path):
+def test_simcse_loss_trains_on_plain_text(tiny_model, tmp_path):
     from text2token.factory import load_training_texts
     from text2token.arguments import DataArguments
 
@@ -92,7 +92,7 @@ def test_simcse_objective_trains_on_plain_text(tiny_model, tmp_path):
     tiny_model.merge_lora()
     tiny_model.add_lora({"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"]})
     before = {n: p.detach().clone() for n, p in tiny_model.named_parameters() if "lora_" in n}
-    trainer = Text2TokenTrainer(model=tiny_model, args=_args(tmp_path, objective="simcse", max_steps=3),
+    trainer = Text2TokenTrainer(model=tiny_model, args=_args(tmp_path, loss="simcse", max_steps=3),
                                 train_dataset=texts)
     trainer.train()
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
@@ -100,7 +100,9 @@ def test_simcse_objective_trains_on_plain_text(tiny_model, tmp_path):
     assert any(not torch.equal(p, before[n]) for n, p in tiny_model.named_parameters() if "lora_" in n)
 
 
-def test_unknown_objective_is_refused(tiny_model, tmp_path):
-    with pytest.raises(ValueError, match="objective='triplet'"):
-        Text2TokenTrainer(model=tiny_model, args=_args(tmp_path, objective="triplet"),
-                          train_dataset=_targets(tiny_model.tokenizer))
+def test_unknown_loss_is_refused(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match=r"loss='triplet': expected one of \('token_targets', 'simcse', 'mntp'\)"):
+        _args(tmp_path, loss="triplet")
+    with pytest.raises(ValueError, match=r"loss='triplet': expected one of"):
+        Text2TokenTrainer(model=tiny_model, args=_args(tmp_path), train_dataset=_targets(tiny_model.tokenizer),
+                          loss="triplet")

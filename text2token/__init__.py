@@ -4,7 +4,7 @@ from transformers import AutoConfig, AutoModel
 
 from .adapters import LoraSettings
 from .configuration import PROMPT_EOL, Text2TokenConfig
-from .losses import TokenTargetKLLoss
+from .losses import LOSSES, MNTPLoss, SimCSELoss, TokenTargetKLLoss, TokenTargetLoss
 from .modeling import Text2TokenModel, Text2TokenOutput
 
 __version__ = "0.1.0"
@@ -18,10 +18,14 @@ Text2TokenConfig.register_for_auto_class()
 Text2TokenModel.register_for_auto_class("AutoModel")
 
 __all__ = [
+    "LOSSES",
+    "MNTPLoss",
     "PROMPT_EOL",
+    "SimCSELoss",
     "LoraSettings",
     "Text2TokenConfig",
     "Text2TokenModel",
     "Text2TokenOutput",
     "TokenTargetKLLoss",
+    "TokenTargetLoss",
 ]

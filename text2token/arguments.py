@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,13 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from .backbones import EMBEDDED_DEFAULT
 from .corpora import DEFAULT_CORPUS
+from .losses import (
+    MNTP_BLANK_TOKEN,
+    MNTP_PROBABILITY,
+    SIMCSE_ATTENTION_DROPOUT,
+    SIMCSE_HIDDEN_DROPOUT,
+    loss_class,
+)
 from .distributed import join_process_group
 
 
@@ -70,10 +78,20 @@ class Text2TokenTrainingArguments(TrainingArguments):
     merge_lora_on_save: bool = field(default=True, metadata={
         "help": "Fold the LoRA adapter into the weights of the final saved model (checkpoints stay unmerged)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "The collator needs the text column."})
-    objective: str = field(default="token_targets", metadata={
-        "help": "token_targets: KL to the target token distributions (Text2Token) | simcse: unsupervised SimCSE "
-                "(two dropout views, in-batch negatives), the contrastive baseline on the same trainer"})
+    loss: str = field(default="token_targets", metadata={
+        "help": "The training objective (text2token.losses): token_targets: KL to the target token distributions "
+                "(Text2Token) | simcse: unsupervised SimCSE (two dropout views, in-batch negatives) | mntp: masked "
+                "next-token prediction (LLM2Vec's first step; use with attention=bidirectional)"})
+    objective: str | None = field(default=None, metadata={"help": "Deprecated name of --loss."})
     simcse_temperature: float = field(default=0.05, metadata={"help": "SimCSE similarity temperature."})
+    simcse_attention_dropout: float = field(default=SIMCSE_ATTENTION_DROPOUT, metadata={
+        "help": "SimCSE: attention dropout turned on in the backbone while training (LLM2Vec's simcse_dropout)."})
+    simcse_hidden_dropout: float = field(default=SIMCSE_HIDDEN_DROPOUT, metadata={
+        "help": "SimCSE: dropout on each decoder layer's attention and MLP outputs while training."})
+    mntp_probability: float = field(default=MNTP_PROBABILITY, metadata={
+        "help": "MNTP: share of tokens masked and predicted (LLM2Vec's mlm_probability for Llama backbones)."})
+    mntp_mask_token: str = field(default=MNTP_BLANK_TOKEN, metadata={
+        "help": "MNTP: mask token when the tokenizer has none (LLM2Vec's 'blank' is '_')."})
     alignment_every: int = field(default=0, metadata={
         "help": "Every N steps, log hit@10 and local/global alignment of the embedding's top tokens on held-out "
                 "texts (0: off); writes <output_dir>/alignment.png"})
@@ -84,10 +102,23 @@ class Text2TokenTrainingArguments(TrainingArguments):
                 "be checked against the model's."})
 
     def __post_init__(self):
+        self._resolve_loss_alias()
         # Before TrainingArguments sets up the device: join the launcher's group with ddp_timeout (gloo
         # on a machine without a GPU; Trainer's own CPU path would drop the timeout).
         join_process_group(self.ddp_timeout)
         super().__post_init__()
+
+
+    def _resolve_loss_alias(self) -> None:
+        """`objective:` (older recipes) still works, as a deprecated name of `loss:`."""
+        if self.objective is not None:
+            if self.loss not in ("token_targets", self.objective):
+                raise ValueError(f"conflicting options: objective={self.objective!r} (deprecated) and "
+                                 f"loss={self.loss!r}; keep only loss")
+            warnings.warn(f"objective={self.objective!r} is deprecated: write loss: {self.objective} instead",
+                          FutureWarning, stacklevel=3)
+            self.loss, self.objective = self.objective, None
+        loss_class(self.loss)  # an unknown name fails here, before any model loads
 
 
 class _RaisingParser(HfArgumentParser):
@@ -141,9 +172,9 @@ def parse_recipe_args(dataclass_types, argv: list[str] | None = None):
 def check_recipe(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
     """Refuse option combinations that would run but not do what they say."""
     problems = []
-    objective = getattr(training_args, "objective", "token_targets")
-    if objective == "simcse" and data_args.targets:
-        problems.append("objective=simcse trains on plain text: drop targets (or use objective=token_targets)")
+    loss = getattr(training_args, "loss", "token_targets")
+    if not loss_class(loss).needs_targets and data_args.targets:
+        problems.append(f"loss={loss} trains on plain text: drop targets (or use loss=token_targets)")
     if data_args.target_method == "model" and data_args.weighting != "uniform":
         problems.append(f"weighting={data_args.weighting!r} applies to data-driven targets, not target_method=model")
     if data_args.target_method == "model" and data_args.stopwords != "nltk":

@@ -285,7 +285,7 @@ def _hyperparameters(args, config, log_history: Sequence[Mapping]) -> list[tuple
     precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
     schedule = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
     rows = [
-        *([("objective", args.objective)] if getattr(args, "objective", None) else []),
+        *([("objective", args.loss)] if getattr(args, "loss", None) else []),  # the loss module's name
         ("learning rate", args.learning_rate),
         ("batch size", f"{per_device} per device x {accumulation} accumulation x {world} device(s) "
                        f"= {per_device * accumulation * world}"),

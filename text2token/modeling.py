@@ -33,11 +33,12 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Text2TokenOutput(ModelOutput):
     """loss: KL(q || p) when targets were given; embeddings: pooled `h` [B, hidden];
-    logits: `W h` [B, vocab] in fp32 (never [B, seq, vocab])."""
+    logits: `W h` [B, vocab] in fp32 (never [B, seq, vocab]); last_hidden_state when asked for."""
 
     loss: torch.FloatTensor | None = None
     embeddings: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None  # [B, seq, hidden], on request (MNTP)
 
 
 class Text2TokenPreTrainedModel(PreTrainedModel):
@@ -55,7 +56,8 @@ class Text2TokenPreTrainedModel(PreTrainedModel):
 
 
 class Text2TokenModel(Text2TokenPreTrainedModel):
-    """Backbone + pooling + frozen LM-head projection + token-target KL loss.
+    """An encoder: backbone + pooling (`embed`) + frozen LM-head projection (`project`). `forward` also
+    returns the token-target KL when given targets; training objectives live in `text2token.losses`.
 
     Build one around a pretrained causal LM with `Text2TokenModel.from_backbone(...)`; reload a saved
     one with `from_pretrained` (or `AutoModel.from_pretrained` once `text2token` is imported).
@@ -198,16 +200,19 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
     def lm_head(self) -> torch.nn.Module:
         return self.backbone.get_output_embeddings()
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Pooled last hidden states `h` [B, hidden], fp32."""
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The decoder's last hidden states [B, seq, hidden], in the backbone's dtype."""
         decoder = self.backbone.get_decoder()
-        hidden = decoder(
+        return decoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids_from_mask(attention_mask),
             use_cache=False,
         ).last_hidden_state
-        return pool(hidden, attention_mask, self.config.pooling)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled last hidden states `h` [B, hidden], fp32."""
+        return pool(self.hidden_states(input_ids, attention_mask), attention_mask, self.config.pooling)
 
     def project(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits `W h` of pooled vectors, in fp32 whatever the backbone's dtype."""
@@ -223,18 +228,23 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         target_ids: torch.Tensor | None = None,
         target_weights: torch.Tensor | None = None,
         return_logits: bool = True,
+        return_hidden_states: bool = False,
         **kwargs,
     ) -> Text2TokenOutput:
+        """Embeddings (and logits) of a batch; the KL loss too when targets are given. Training runs its
+        loss through the loss modules of `text2token.losses`, which call this."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        embeddings = self.embed(input_ids, attention_mask)
+        hidden = self.hidden_states(input_ids, attention_mask)
+        embeddings = pool(hidden, attention_mask, self.config.pooling)
         logits = self.project(embeddings) if (return_logits or target_ids is not None) else None
         loss = None
         if target_ids is not None:
             if target_weights is None:
                 raise ValueError("target_ids were given without target_weights")
             loss = self.loss_fn(logits, target_ids, target_weights)
-        return Text2TokenOutput(loss=loss, embeddings=embeddings, logits=logits if return_logits else None)
+        return Text2TokenOutput(loss=loss, embeddings=embeddings, logits=logits if return_logits else None,
+                                last_hidden_state=hidden if return_hidden_states else None)
 
     # ----------------------------------------------------------------- inference helpers
     def tokenize(self, texts: Sequence[str], max_length: int | None = None):

@@ -16,8 +16,9 @@ from .backbones import portable_backbone_name
 RUN_RECORD = "text2token_run.json"
 MODEL_FIELDS = ("backbone", "pooling", "attention", "prompt", "max_length", "lora_r", "lora_alpha", "lora_dropout",
                 "lora_target_modules", "dtype")
-TRAINING_FIELDS = ("objective", "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
+TRAINING_FIELDS = ("loss", "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
                    "lr_scheduler_type", "warmup_steps", "warmup_ratio", "weight_decay", "seed", "simcse_temperature",
+                   "simcse_attention_dropout", "simcse_hidden_dropout", "mntp_probability", "mntp_mask_token",
                    "merge_lora_on_save")
 SIMCSE_DATA_FIELDS = ("corpus", "corpus_split", "max_train_samples", "text_column")
 
@@ -29,14 +30,14 @@ def _plain(value):
 
 def run_record(model_args, data_args, training_args, *, targets_key: str | None, backbone_digest: str = "") -> dict:
     """The record of a run: model and training fields, the targets' spec key (token targets) or the
-    corpus fields (SimCSE), and the digest of the starting weights when they are a local folder."""
+    corpus fields (SimCSE, MNTP), and the digest of the starting weights when they are a local folder."""
     model = {name: _plain(getattr(model_args, name)) for name in MODEL_FIELDS if hasattr(model_args, name)}
     model["backbone"] = portable_backbone_name(model_args.backbone)
     record = {"model": model,
               "training": {name: _plain(getattr(training_args, name)) for name in TRAINING_FIELDS
                            if hasattr(training_args, name)},
               "backbone_digest": backbone_digest}
-    if getattr(training_args, "objective", "token_targets") == "simcse":
+    if getattr(training_args, "loss", "token_targets") != "token_targets":  # SimCSE, MNTP: plain text
         record["data"] = {name: getattr(data_args, name) for name in SIMCSE_DATA_FIELDS}
     else:
         record["targets_key"] = targets_key

@@ -1,4 +1,4 @@
-"""`Text2TokenTrainer`: a `Trainer` that only orchestrates; the model computes its own loss."""
+"""`Text2TokenTrainer`: a `Trainer` that only orchestrates; a loss module (`text2token.losses`) computes the loss."""
 
 from __future__ import annotations
 
@@ -29,19 +29,18 @@ from .checkpointing import (
 from .collator import Text2TokenCollator
 from .hub import render_model_card
 from .hub_push import UPLOAD_PREFIX, snapshot_model_files, upload_model_files, upload_snapshot
-from .losses import SimCSELoss
+from .losses import Text2TokenLoss, build_loss
 from .output_lock import acquire_output_lock
 from .targets.schema import TARGET_IDS, check_tokenizer, read_info, validate_targets
 
 logger = logging.getLogger(__name__)
 
-# token_targets: the paper's KL to target token distributions; simcse: the contrastive baseline.
-OBJECTIVES = ("token_targets", "simcse")
-
 
 class Text2TokenTrainer(Trainer):
     """Trains a `Text2TokenModel` on a dataset with `text`, `target_ids` and `target_weights`.
 
+    - The objective is `loss`, a module of `text2token.losses` holding the model (default: the one
+      `args.loss` names, else `TokenTargetLoss`); its `components` are averaged into each training log.
     - The collator (tokenize + pad sparse targets) is built from the model's own settings.
     - Targets built with another tokenizer are refused before any step runs, and so are targets that
       carry no `TargetInfo` unless `args.allow_unverified_targets` is set.
@@ -54,7 +53,7 @@ class Text2TokenTrainer(Trainer):
     """
 
     def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, eval_dataset=None,
-                 processing_class=None, **kwargs):
+                 processing_class=None, loss: Text2TokenLoss | str | None = None, **kwargs):
         processing_class = processing_class or model.tokenizer
         unverified_ok = bool(getattr(args, "allow_unverified_targets", False))
         for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
@@ -77,10 +76,13 @@ class Text2TokenTrainer(Trainer):
         self._merge_on_save = self._final_save = self._pushing = False
         self._target_infos = [info for info in (read_info(train_dataset),) if info is not None] \
             if hasattr(train_dataset, "info") else []
-        objective = getattr(args, "objective", "token_targets")
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective={objective!r}: expected one of {OBJECTIVES}")
-        self._simcse_loss = SimCSELoss(getattr(args, "simcse_temperature", 0.05))
+        # The objective is a loss module (text2token.losses); by default the one `args.loss` names.
+        if loss is None or isinstance(loss, str):
+            loss = build_loss(loss or getattr(args, "loss", None) or "token_targets", model, args)
+        if loss.encoder is not model:
+            raise ValueError(f"the {type(loss).__name__} given as loss= holds another model than the trainer's")
+        self.loss = loss
+        self._loss_components: dict = {}
         super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
         if self.args.should_save:
@@ -91,19 +93,24 @@ class Text2TokenTrainer(Trainer):
                 clear(leftover)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if getattr(self.args, "objective", "token_targets") == "simcse":
-            # The contrastive baseline: two passes, so dropout gives two views of each text.
-            inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
-            view_a = model(**inputs, return_logits=False)
-            view_b = model(**inputs, return_logits=False)
-            loss = self._simcse_loss(view_a.embeddings, view_b.embeddings)
-            if not torch.isfinite(loss.detach()).all():
-                self._stop_on_non_finite_loss(loss, inputs)
-            return (loss, view_a) if return_outputs else loss
-        outputs = model(**inputs, return_logits=return_outputs)
-        if not torch.isfinite(outputs.loss.detach()).all():
-            self._stop_on_non_finite_loss(outputs.loss, inputs)
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
+        if self.loss.model is not model:  # the wrapped (DDP, compiled) model, so gradients synchronise
+            self.loss.model = model
+        loss = self.loss(inputs)
+        if not torch.isfinite(loss.detach()).all():
+            self._stop_on_non_finite_loss(loss, inputs)
+        if model.training:
+            for name, value in self.loss.components.items():
+                self._loss_components[name] = self._loss_components.get(name, 0.0) + value.detach().float()
+            self._loss_components["_batches"] = self._loss_components.get("_batches", 0) + 1
+        return (loss, self.loss.outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # The loss module's components, averaged over the batches since the last training log.
+        if "loss" in logs and self._loss_components:
+            batches = self._loss_components.pop("_batches")
+            logs = {**logs, **{name: round(float(total) / batches, 6) for name, total in self._loss_components.items()}}
+            self._loss_components = {}
+        super().log(logs, start_time)
 
     def _stop_on_non_finite_loss(self, loss, inputs) -> None:
         # The weights are those of the last finished step: save them if they are finite (an overflowing
