@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from text2token.backbones import weights_digest
+from text2token.distributed import barrier, is_main_process, join_process_group
 from text2token.report import pipeline_report
 from text2token.run_record import RUN_RECORD
 
@@ -68,7 +69,9 @@ def run_stage(train, config: Path, overrides: list[str], started_from: str | Non
             output_dir = Path(overrides[i + 1])
     marker = output_dir / train.COMPLETE_MARKER
     if started_from is not None:
-        clear_stale_stage(output_dir, train.COMPLETE_MARKER, started_from)
+        if is_main_process():  # one rank deletes; every rank then sees the same folder
+            clear_stale_stage(output_dir, train.COMPLETE_MARKER, started_from)
+        barrier()
     if marker.is_file():
         logger.info("%s is complete (%s): skipping", output_dir, marker.name)
     else:
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
+    join_process_group()  # under accelerate launch: before a stage is skipped or run, every rank joins
     train = load_recipe("train")
     common = ["--max_steps", str(args.steps)] if args.steps else []
     stage1_flags = common + args.stage1_args.split()
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
     stage2 = run_stage(train, args.stage2, stage2_flags + ["--backbone", stage1["output_dir"]],
                        started_from=weights_digest(stage1["output_dir"]))
     summary = {"stage1": stage1, "stage2": stage2, "train_wall_s": round(time.time() - started, 1)}
+    if not is_main_process():  # under a multi-process launch, evaluation and the report are the main's
+        return summary
     if not args.skip_eval:
         summary["table"] = evaluate(stage1, stage2, args).to_dict(orient="index")
     summary["pipeline_wall_s"] = round(time.time() - started, 1)

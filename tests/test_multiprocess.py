@@ -120,3 +120,48 @@ def test_shared_files_are_written_once_by_the_main_process(runs):
     assert not list(two.glob(".*staging*")) and not list(two.glob(".replaced-*"))
     # Both ranks trained: the main process logged each step once, with the loss averaged over ranks.
     assert len(losses(two)) == STEPS
+
+
+def test_sigkill_of_the_whole_group_then_rerun_resumes(runs):
+    import random
+    import time
+
+    out, log = runs["root"] / "killed", runs["root"] / "killed.log"
+    cmd = train_command(runs["backbone"], runs["corpus"], out, 2, 8)
+    step = random.choice([2, 4])
+    process = launch.start(cmd, log)
+    deadline = time.time() + 150
+    while not (out / f"checkpoint-{step}").is_dir() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    alive = process.poll() is None
+    launch.kill_group(process)
+    assert alive, f"the run ended before checkpoint-{step} was seen:\n{launch.tail(log)}"
+    assert not (out / "training_complete.json").exists()
+    _, rerun = launch.run(cmd, timeout=150, log=runs["root"] / "rerun.log")
+    assert "Resuming from" in rerun
+    straight = runs[2][0]
+    np.testing.assert_allclose([l for _, l in losses(out)], [l for _, l in losses(straight)], rtol=1e-5, atol=1e-6)
+    final, reference = load_file(out / "model.safetensors"), load_file(straight / "model.safetensors")
+    assert final.keys() == reference.keys()
+    for key in reference:
+        torch.testing.assert_close(final[key], reference[key], rtol=0, atol=1e-6)
+
+
+def test_pipeline_runs_under_accelerate_launch(runs):
+    """The done-when command: `accelerate launch --config_file cpu_ddp2.yaml recipes/pipeline.py --steps 4`."""
+    root = runs["root"] / "pipeline"
+    common = (f"--backbone {runs['backbone']} --corpus {runs['corpus']} --per_device_train_batch_size 4 "
+              f"--alignment_every 0 --save_steps 2 --logging_steps 1")
+    args = ["recipes/pipeline.py", "--steps", "4", "--output_root", str(root), "--eval_quick", "8",
+            "--stage1_args", common, "--stage2_args",
+            f"--corpus {runs['corpus']} --max_train_samples 64 --target_shard_size 16 --per_device_train_batch_size 4 "
+            f"--alignment_every 0 --save_steps 2 --logging_steps 1"]
+    _, log = launch.run(launch.command(args, 2), timeout=240, log=runs["root"] / "pipeline.log")
+    for stage in ("stage1", "stage2"):
+        marker = json.loads((root / stage / "training_complete.json").read_text())
+        assert marker["global_step"] == 4
+    # stage 2's model-derived targets: 64 texts in 4 shards, two per rank, assembled by the main process
+    work = next((root / "stage2" / "targets-work").iterdir())
+    assert len(list(work.glob("h0-*.safetensors"))) == 4 and len(list(work.glob("targets-rank*"))) == 2
+    assert len(load_targets(root / "stage2" / "targets")) == 64
+    assert log.count("Pipeline done") == 1
