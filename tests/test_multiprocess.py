@@ -165,3 +165,28 @@ def test_pipeline_runs_under_accelerate_launch(runs):
     assert len(list(work.glob("h0-*.safetensors"))) == 4 and len(list(work.glob("targets-rank*"))) == 2
     assert len(load_targets(root / "stage2" / "targets")) == 64
     assert log.count("Pipeline done") == 1
+
+
+def test_nan_on_one_rank_stops_every_rank_after_saving_the_last_good_state(runs):
+    import time
+
+    out, mark = runs["root"] / "nan", runs["root"] / "nan.mark"
+    cmd = train_command(runs["backbone"], runs["corpus"], out, 2, 8, "--save_steps", "100")
+    cmd[cmd.index("recipes/train.py")] = "tests/nan_on_one_rank.py"
+    env = launch.launch_env(T2T_TEST_NAN_RANK="1", T2T_TEST_NAN_AT="4", T2T_TEST_NAN_MARK=str(mark))
+    code, log = launch.run(cmd, timeout=150, env=env, check=False, log=runs["root"] / "nan.log")
+    stopped = time.time()
+    assert code != 0 and mark.is_file(), log[-3000:]
+    # Both ranks raised the named error (torchrun prefixes each rank's lines), well before the 30 s
+    # process-group timeout would have ended a rank left waiting.
+    for rank in (0, 1):
+        assert f"[rank{rank}]: text2token.checkpointing.NonFiniteLossError: the loss is NaN or infinite on process 1 " \
+               f"of 2 at step 4" in log, log[-3000:]
+    assert "timed out" not in log.lower() and "Timeout" not in log
+    assert stopped - float(mark.read_text()) < launch.PROCESS_GROUP_TIMEOUT_S
+    # The last good state (after step 3) was saved, once, by the main process; nothing after it.
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3"]
+    assert not (out / "training_complete.json").exists() and not list(out.glob(".*staging*"))
+    weights = load_file(out / "checkpoint-3" / "model.safetensors")
+    assert all(torch.isfinite(t).all() for t in weights.values())
+    assert json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == 3

@@ -101,6 +101,16 @@ def any_rank(flag: bool, device: torch.device | None = None) -> bool:
     return bool(value.item() > 0)
 
 
+def ranks_where(flag: bool, device: torch.device | None = None) -> list[int]:
+    """The ranks on which `flag` is true, known to every rank (every rank must call this)."""
+    if not is_distributed():
+        return [0] if flag else []
+    value = torch.zeros(world_size(), device=device or _device())
+    value[rank()] = 1.0 if flag else 0.0
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.SUM)
+    return [index for index, hit in enumerate(value.tolist()) if hit > 0]
+
+
 def barrier() -> None:
     if is_distributed():
         torch.distributed.barrier()

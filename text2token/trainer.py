@@ -27,6 +27,7 @@ from .checkpointing import (
     write_manifest,
 )
 from .collator import Text2TokenCollator
+from .distributed import ranks_where
 from .hub import render_model_card
 from .hub_push import UPLOAD_PREFIX, snapshot_model_files, upload_model_files, upload_snapshot
 from .losses import Text2TokenLoss, build_loss
@@ -96,8 +97,14 @@ class Text2TokenTrainer(Trainer):
         if self.loss.model is not model:  # the wrapped (DDP, compiled) model, so gradients synchronise
             self.loss.model = model
         loss = self.loss(inputs)
-        if not torch.isfinite(loss.detach()).all():
-            self._stop_on_non_finite_loss(loss, inputs)
+        non_finite = not bool(torch.isfinite(loss.detach()).all())
+        if self.args.world_size > 1:
+            # Every rank stops at the same step: one rank alone saving (a collective) and raising would
+            # leave the others in the backward pass's all-reduce until the process-group timeout.
+            bad_ranks = ranks_where(non_finite, device=loss.device)
+            non_finite = bool(bad_ranks)
+        if non_finite:
+            self._stop_on_non_finite_loss(loss, inputs, bad_ranks if self.args.world_size > 1 else None)
         if model.training:
             for name, value in self.loss.components.items():
                 self._loss_components[name] = self._loss_components.get(name, 0.0) + value.detach().float()
@@ -112,12 +119,17 @@ class Text2TokenTrainer(Trainer):
             self._loss_components = {}
         super().log(logs, start_time)
 
-    def _stop_on_non_finite_loss(self, loss, inputs) -> None:
+    def _stop_on_non_finite_loss(self, loss, inputs, bad_ranks: list[int] | None = None) -> None:
         # The weights are those of the last finished step: save them if they are finite (an overflowing
-        # gradient under a finite loss may already have poisoned them), then stop loudly.
+        # gradient under a finite loss may already have poisoned them), then stop loudly. Under several
+        # processes every rank gets here at the same step and the save is the usual one-writer save.
         step = self.state.global_step
         batch = describe_batch(self.processing_class, inputs["input_ids"], inputs["attention_mask"])
         what = f"the loss is {loss.item()} at step {step + 1} (batch of {batch})"
+        if bad_ranks is not None:
+            where = "process " + ", ".join(map(str, bad_ranks))
+            what = (f"the loss is NaN or infinite on {where} of {self.args.world_size} at step {step + 1}; on this "
+                    f"process ({self.args.process_index}) " + what[len("the "):])
         self._refuse_non_finite_weights(what)
         self._save_checkpoint(self.model, trial=None)
         raise NonFiniteLossError(
