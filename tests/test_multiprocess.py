@@ -41,6 +41,9 @@ def test_sharded_model_derived_build_equals_one_process(tmp_path, tiny_model):
         return out
 
     one, two = build(1), build(2)
+    log = (tmp_path / f"{two.name}.log").read_text()
+    for rank in (0, 1):  # the short process-group timeout of launch_helpers is the one in force
+        assert f"Process {rank} of 2 joined the gloo group (timeout 0:00:30)" in log
     work = Path(f"{two}.work")
     assert sorted(p.name for p in work.glob("targets-rank*")) == ["targets-rank00000-of-00002.safetensors",
                                                                    "targets-rank00001-of-00002.safetensors"]

@@ -53,6 +53,10 @@ def join_process_group(timeout_s: float | None = None) -> None:
     if cpu:
         # Trainer's device setup reads this, so it takes the CPU branch on this group too.
         os.environ["ACCELERATE_USE_CPU"] = "true"
+        if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+            # accelerate turns ACCELERATE_USE_FSDP into FSDP only on a GPU-type group (see recipes/README.md)
+            logger.warning("FSDP is not applied on the CPU: accelerate makes a CPU launch plain data parallel "
+                           "(DistributedType.MULTI_CPU), so every process holds the whole model")
     timeout = timedelta(seconds=process_group_timeout(timeout_s))
     state = PartialState(cpu=cpu, timeout=timeout)
     logger.info("Process %d of %d joined the %s group (timeout %s)", state.process_index, state.num_processes,
