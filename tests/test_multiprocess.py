@@ -28,6 +28,22 @@ def test_shares_cover_the_corpus_once():
     assert [list(shards_of_rank(250, 25, r, 2)) for r in range(2)] == [list(range(5)), list(range(5, 10))]
 
 
+def test_process_group_timeout_and_waiting_on_files(tmp_path, monkeypatch):
+    from text2token.distributed import TIMEOUT_ENV, process_group_timeout, wait_for_path
+
+    monkeypatch.setenv(TIMEOUT_ENV, "12.5")
+    assert process_group_timeout(1800) == 12.5
+    monkeypatch.setenv(TIMEOUT_ENV, "soon")
+    with pytest.raises(ValueError, match="TEXT2TOKEN_DDP_TIMEOUT='soon': expected a number of seconds"):
+        process_group_timeout()
+    monkeypatch.delenv(TIMEOUT_ENV)
+    assert process_group_timeout(None) == 1800 and process_group_timeout(60) == 60
+    with pytest.raises(TimeoutError, match="for the target dataset at .*targets.ready; did the main process fail"):
+        wait_for_path(tmp_path / "targets.ready", timeout_s=0.2, poll_s=0.05, what="the target dataset")
+    (tmp_path / "targets.ready").write_text("key")
+    assert wait_for_path(tmp_path / "targets.ready", timeout_s=0.2) == tmp_path / "targets.ready"
+
+
 def test_sharded_model_derived_build_equals_one_process(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path / "model", merge_lora=True)
     corpus = tmp_path / "corpus.txt"
