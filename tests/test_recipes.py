@@ -44,7 +44,7 @@ _CPU = {"backbone": "embedded:smollm2-135m-instruct", "dtype": None, "bf16": Fal
         "max_length": 64, "corpus": "wordnet-glosses", "learning_rate": 2e-4, "lr_scheduler_type": "linear",
         "warmup_steps": 10, "per_device_train_batch_size": 16, "lora_r": 16,
         "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
-_SIMCSE = {"loss": "simcse", "simcse_temperature": 0.05, "simcse_attention_dropout": 0.3, "simcse_hidden_dropout": 0.1}
+_SIMCSE = {"loss": "simcse", "simcse_temperature": 0.05, "simcse_attention_dropout": 0.3, "simcse_hidden_dropout": 0.0}
 EXPECTED = {
     "mistral-7b-instruct/stage1.yaml": {**_STAGE1, **_MEAN, "backbone": _MISTRAL},
     "mistral-7b-instruct/stage1-last.yaml": {**_STAGE1, **_LAST, "backbone": _MISTRAL},

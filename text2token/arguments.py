@@ -87,7 +87,8 @@ class Text2TokenTrainingArguments(TrainingArguments):
     simcse_attention_dropout: float = field(default=SIMCSE_ATTENTION_DROPOUT, metadata={
         "help": "SimCSE: attention dropout turned on in the backbone while training (LLM2Vec's simcse_dropout)."})
     simcse_hidden_dropout: float = field(default=SIMCSE_HIDDEN_DROPOUT, metadata={
-        "help": "SimCSE: dropout on each decoder layer's attention and MLP outputs while training."})
+        "help": "SimCSE: dropout on each decoder layer's attention and MLP outputs while training (off by default: "
+                "0.1 drowns SmolLM2's views in noise, see text2token/losses.py)."})
     mntp_probability: float = field(default=MNTP_PROBABILITY, metadata={
         "help": "MNTP: share of tokens masked and predicted (LLM2Vec's mlm_probability for Llama backbones)."})
     mntp_mask_token: str = field(default=MNTP_BLANK_TOKEN, metadata={
