@@ -12,7 +12,6 @@ torch.cuda.max_memory_allocated; with --cpu the same code runs on the CPU (bf16 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -44,10 +43,9 @@ def glosses(n: int) -> list[str]:
 
 
 def train(args) -> None:
-    """Stage 1 then stage 2 of the embedded default through recipes/train.py, bf16, one stage at a time."""
-    spec = importlib.util.spec_from_file_location("text2token_recipe_train", ROOT / "recipes/train.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    """Stage 1 then stage 2 of the embedded default through `text2token train`, bf16, one stage at a time."""
+    from text2token.commands import train as recipe
+
     common = ["--per_device_train_batch_size", str(args.batch), "--max_length", str(args.max_length),
               "--max_steps", str(args.steps), "--bf16", "true", "--dtype", "bfloat16", "--alignment_every", "0",
               "--save_steps", "100000", "--logging_steps", "1", "--dataloader_num_workers", "0",

@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None):
     parser.add_argument("--model", required=True)
     parser.add_argument("--k", type=int, default=64, help="tokens kept per sparse vector")
     parser.add_argument("--alpha", type=float, default=0.5, help="hybrid weight of the sparse scores")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-queries", type=int, default=None, help="quick runs only: not comparable")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--max_queries", type=int, default=None, help="quick runs only: not comparable")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     args = parser.parse_args(argv)
 

@@ -7,7 +7,7 @@ backbone is a 2-layer random Llama of that vocabulary, built once per session an
 from __future__ import annotations
 
 import copy
-import importlib.util
+import importlib
 from pathlib import Path
 
 import pytest
@@ -72,9 +72,6 @@ def tiny_backbone_dir(tmp_path, real_tokenizer):
 
 
 def load_recipe_script(name: str):
-    """Import `recipes/<name>.py` (recipes/ is a folder of scripts, not a package)."""
-    path = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module behind `recipes/<name>.py` (`text2token <name>`): the scripts are thin wrappers over
+    `text2token.commands`, whose functions the tests call in-process."""
+    return importlib.import_module(f"text2token.commands.{name}")

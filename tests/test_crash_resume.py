@@ -173,7 +173,7 @@ def test_killed_model_derived_build_resumes_to_the_same_dataset(tmp_path, tiny_m
 
     def command(out):
         return [sys.executable, "-m", "text2token.cli", "targets", "build", "--method", "model", "--backbone",
-                str(tmp_path / "model"), "--corpus", str(corpus), "--top-k", "8", "--shard-size", "300",
+                str(tmp_path / "model"), "--corpus", str(corpus), "--top_k", "8", "--shard_size", "300",
                 "--output", str(out)]
 
     _run(command(tmp_path / "straight"))

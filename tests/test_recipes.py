@@ -188,7 +188,7 @@ def test_cli_builds_both_kinds_of_targets(tmp_path, tiny_backbone_dir, tiny_mode
     assert read_info(load_targets(tmp_path / "data")).method == "data"
     tiny_model.save_pretrained(tmp_path / "model")
     cli(["targets", "build", "--method", "model", "--backbone", str(tmp_path / "model"), "--corpus", str(corpus),
-         "--top-k", "4", "--output", str(tmp_path / "model-targets")])
+         "--top_k", "4", "--output", str(tmp_path / "model-targets")])
     targets = load_targets(tmp_path / "model-targets")
     assert read_info(targets).method == "model" and len(targets[0]["target_ids"]) == 4
     assert (tmp_path / "model-targets" / "corpus_prior.safetensors").is_file()

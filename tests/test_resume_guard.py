@@ -47,19 +47,15 @@ def test_pipeline_retrains_a_stage_started_from_other_weights(tmp_path):
     config.write_text(f"output_dir: {stage}\n")
     calls = []
 
-    class FakeTrain:
-        COMPLETE_MARKER = "training_complete.json"
-
-        @staticmethod
-        def main(argv):
-            calls.append(argv)
-            (stage / "training_complete.json").write_text(json.dumps({"global_step": 2, "backbone_digest": "new"}))
+    def fake_train(model_args, data_args, training_args):
+        calls.append(training_args.output_dir)
+        (stage / "training_complete.json").write_text(json.dumps({"global_step": 2, "backbone_digest": "new"}))
 
     (stage / "training_complete.json").write_text(json.dumps({"global_step": 2, "backbone_digest": "old"}))
-    pipeline.run_stage(FakeTrain, config, [], started_from="old")
+    pipeline.run_stage(config, started_from="old", train_fn=fake_train)
     assert calls == [], "a complete stage from the same weights is skipped"
-    summary = pipeline.run_stage(FakeTrain, config, [], started_from="new")
-    assert len(calls) == 1 and summary["backbone_digest"] == "new"
+    summary = pipeline.run_stage(config, started_from="new", train_fn=fake_train)
+    assert calls == [str(stage)] and summary["backbone_digest"] == "new"
     assert not (stage / "checkpoint-2").exists(), "checkpoints of the stale stage must not be resumed"
-    pipeline.run_stage(FakeTrain, config, [], started_from="new")
+    pipeline.run_stage(config, started_from="new", train_fn=fake_train)
     assert len(calls) == 1

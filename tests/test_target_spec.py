@@ -132,7 +132,7 @@ def test_cli_reuses_only_targets_of_the_same_spec(tiny_backbone_dir, tmp_path, c
     assert "wrote" in capsys.readouterr().out
     cli(argv)
     assert "nothing to build" in capsys.readouterr().out
-    cli(argv + ["--max-rows", "3"])
+    cli(argv + ["--max_rows", "3"])
     assert "wrote 3 rows" in capsys.readouterr().out and "max_rows: None -> 3" in caplog.text
     (tmp_path / "notes").mkdir()
     with pytest.raises(SystemExit, match="notes exists and is not a target dataset"):

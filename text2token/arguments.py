@@ -143,8 +143,9 @@ def _as_flags(config: dict) -> list[str]:
     return argv
 
 
-def parse_recipe_args(dataclass_types, argv: list[str] | None = None):
-    """Parse `--config recipe.yaml` (optional) plus command-line overrides into the dataclasses."""
+def parse_recipe_args(dataclass_types, argv: list[str] | None = None, overrides: dict | None = None):
+    """Parse `--config recipe.yaml` (optional) plus command-line flags into the dataclasses; `overrides`
+    (option -> value, as in a YAML) win over both and go through the same type checks."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv)
@@ -167,7 +168,8 @@ def parse_recipe_args(dataclass_types, argv: list[str] | None = None):
             checker.parse_args(yaml_flags)  # types and choices only: overrides may still change values
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
-    return parser.parse_args_into_dataclasses(args=yaml_flags + rest, look_for_args_file=False)
+    override_flags = _as_flags(overrides or {})
+    return parser.parse_args_into_dataclasses(args=yaml_flags + rest + override_flags, look_for_args_file=False)
 
 
 def check_recipe(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:

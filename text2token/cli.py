@@ -1,10 +1,29 @@
-"""`text2token` command line: explain embeddings, build target datasets."""
+"""`text2token` command line: one entry point, a subcommand per job.
+
+    text2token train --config recipes/smollm2-135m/stage1.yaml [--key value ...]
+    text2token pipeline | evaluate | compare [...]
+    text2token targets build --corpus ... --output ...
+    text2token explain MODEL "a text" [-k 10] [--compare MODEL2]
+    text2token export MODEL OUT
+
+Each subcommand takes `--help`; options are spelled with underscores everywhere (`--max_length`).
+`recipes/*.py` are the same commands as scripts, for `accelerate launch`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
+
+# Subcommands with their own parser (HfArgumentParser for train): the rest of the command line is theirs.
+JOBS = {
+    "train": "train one stage from a recipe YAML plus --key value overrides (see `text2token train --help`)",
+    "pipeline": "both stages of the paper's recipe, resumable, ending with a table and report.md",
+    "evaluate": "score saved models and baselines on the offline suite or mteb tasks, one table",
+    "compare": "train the baselines (SimCSE, LLM2Vec) beside Text2Token and score every system",
+}
 
 
 def _explain(args) -> None:
@@ -12,86 +31,60 @@ def _explain(args) -> None:
 
     if args.compare:
         pair = load_pair(args.model, args.compare)
-        print(render_comparison(compare(*pair, args.texts, k=args.k), names=(args.model, args.compare)))
+        print(render_comparison(compare(*pair, args.texts, k=args.k, max_length=args.max_length),
+                                names=(args.model, args.compare)))
     else:
-        print(render(explain(load_model(args.model), args.texts, k=args.k)))
+        print(render(explain(load_model(args.model), args.texts, k=args.k, max_length=args.max_length)))
 
 
 def _build_targets(args) -> None:
-    from pathlib import Path
+    from .commands.targets import build_targets
 
-    from .backbones import portable_backbone_name, resolve_backbone
-    from .corpora import load_corpus
-    from .distributed import is_main_process, join_process_group, world_size
-    from .targets import build_data_driven_targets, load_targets, read_info, save_targets, tokenizer_fingerprint
-    from .targets.model_derived import PRIOR_FILE, build_model_derived_targets
-    from .targets.spec import (TargetSpec, model_digest, portable_corpus_name, resolve_params, stamp, stored_spec,
-                               text_fingerprint)
+    build_targets(args)
 
-    # Under `accelerate launch` / torchrun: every rank encodes its share of a model-derived build;
-    # a data-driven build runs on the main process with --num-proc tokenizer workers.
-    join_process_group(args.ddp_timeout)
-    if args.method == "data" and not is_main_process():
-        return
-    corpus = load_corpus(args.corpus, text_column=args.text_column, max_rows=args.max_rows)
-    model = None
-    if args.method == "data":
-        from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(args.backbone))
-        params = resolve_params("data", pooling="mean", max_length=args.max_length, text_column=args.text_column,
-                                weighting=args.weighting, top_k=args.top_k, stopwords=args.stopwords)
-    else:
-        from .modeling import Text2TokenModel
+def _export(args) -> None:
+    from .export import export_sentence_transformers
 
-        model = Text2TokenModel.from_pretrained(args.backbone, use_safetensors=True)
-        model.merge_lora()
-        tokenizer, config = model.tokenizer, model.config
-        params = resolve_params("model", pooling=config.pooling, max_length=config.max_length, prompt=config.prompt,
-                                attention=config.attention, text_column=args.text_column, top_k=args.top_k,
-                                temperature=args.temperature)
-    fingerprint = text_fingerprint(corpus, args.text_column)
-    spec = TargetSpec(method=args.method, params=params, corpus=portable_corpus_name(args.corpus, fingerprint),
-                      corpus_fingerprint=fingerprint, split="train", max_rows=args.max_rows,
-                      tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
-                      model_digest=model_digest(model) if model is not None else "")
-    output = Path(args.output)
-    if output.exists():  # every rank reads the same files here, so all take the same branch
-        try:
-            existing = read_info(load_targets(output))
-        except (FileNotFoundError, ValueError):
-            raise SystemExit(f"{output} exists and is not a target dataset: choose another --output") from None
-        differing = spec.differences(stored_spec(existing))
-        if not differing:
-            if is_main_process():
-                print(f"{output} already holds these targets (spec {spec.key()}): nothing to build")
-            return
-        logging.getLogger("text2token.cli").warning("Replacing %s, built from another spec: %s", output,
-                                                     "; ".join(differing))
-    backbone = portable_backbone_name(args.backbone)
-    if model is None:
-        targets = build_data_driven_targets(corpus, tokenizer, text_column=args.text_column, weighting=args.weighting,
-                                            stopwords=args.stopwords, max_length=params["max_length"],
-                                            top_k=params["top_k"], backbone=backbone, corpus=spec.corpus,
-                                            num_proc=args.num_proc)
-        extra = []
-    else:
-        work_dir = Path(args.work_dir or f"{args.output}.work")
-        targets = build_model_derived_targets(model, corpus, work_dir=work_dir, text_column=args.text_column,
-                                              temperature=params["temperature"], top_k=params["top_k"],
-                                              shard_size=args.shard_size, backbone=backbone, corpus=spec.corpus)
-        if targets is None:  # not the main process: its share is written, the main process saves
-            return
-        extra = [work_dir / PRIOR_FILE]
-    print(f"wrote {len(targets)} rows to {save_targets(stamp(targets, spec), args.output, extra_files=extra)}")
+    out = export_sentence_transformers(args.model, args.output, normalize=args.normalize)
+    print(f"exported {args.model} to {out}: load it with SentenceTransformer({str(out)!r})")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .backbones import EMBEDDED_DEFAULT
     from .corpora import DEFAULT_CORPUS
 
-    parser = argparse.ArgumentParser(prog="text2token", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="text2token", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in JOBS.items():  # listed here; parsed by their own modules (see main)
+        commands.add_parser(name, help=help_text, add_help=False)
+
+    targets = commands.add_parser("targets", help="build target datasets").add_subparsers(dest="action", required=True)
+    build = targets.add_parser("build", help="build a target dataset from a corpus (reused when its spec is unchanged)")
+    build.add_argument("--method", choices=["data", "model"], default="data",
+                       help="data: the text's own tokens; model: tokens a trained Text2Token model derives")
+    build.add_argument("--backbone", default=EMBEDDED_DEFAULT,
+                       help="tokenizer source (data), or the trained Text2Token model (model)")
+    build.add_argument("--corpus", default=DEFAULT_CORPUS)
+    build.add_argument("--text_column", default="text")
+    build.add_argument("--max_rows", type=int, default=None)
+    build.add_argument("--weighting", choices=["uniform", "idf"], default="uniform")
+    build.add_argument("--stopwords", choices=["nltk", "sklearn", "none"], default="nltk",
+                       help="data: stopword list (nltk is the paper's)")
+    build.add_argument("--max_length", type=int, default=128,
+                       help="data: truncate each text's target tokens at the model's training length")
+    build.add_argument("--top_k", type=int, default=None)
+    build.add_argument("--temperature", type=float, default=None, help="model: tau (default the paper's)")
+    build.add_argument("--work_dir", default=None, help="model: resumable shards (default <output>.work)")
+    build.add_argument("--shard_size", type=int, default=1024, help="model: texts per resumable shard")
+    build.add_argument("--num_proc", type=int, default=None,
+                       help="data: tokenizer worker processes (datasets.map num_proc) for large corpora")
+    build.add_argument("--ddp_timeout", type=float, default=None,
+                       help="seconds a collective may wait under a multi-process launch (default 1800, or "
+                            "$TEXT2TOKEN_DDP_TIMEOUT)")
+    build.add_argument("--output", required=True)
+    build.set_defaults(run=_build_targets)
 
     explain = commands.add_parser("explain", help="print each text's top vocabulary tokens under a model, "
                                   "marking those that appear in the text (*) and those derived beyond it")
@@ -101,40 +94,26 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("-k", type=int, default=10)
     explain.add_argument("--compare", metavar="MODEL2", default=None,
                          help="a second model (e.g. stage 1 vs stage 2, untrained vs trained) shown side by side")
+    explain.add_argument("--max_length", type=int, default=None,
+                         help="tokens read per text (default: the model's inference length)")
     explain.set_defaults(run=_explain)
 
-    targets = commands.add_parser("targets", help="target datasets").add_subparsers(dest="action", required=True)
-    build = targets.add_parser("build", help="build a target dataset from a corpus")
-    build.add_argument("--method", choices=["data", "model"], default="data",
-                       help="data: the text's own tokens; model: tokens a trained Text2Token model derives")
-    build.add_argument("--backbone", default=EMBEDDED_DEFAULT,
-                       help="tokenizer source (data), or the trained Text2Token model (model)")
-    build.add_argument("--corpus", default=DEFAULT_CORPUS)
-    build.add_argument("--text-column", default="text")
-    build.add_argument("--max-rows", type=int, default=None)
-    build.add_argument("--weighting", choices=["uniform", "idf"], default="uniform")
-    build.add_argument("--stopwords", choices=["nltk", "sklearn", "none"], default="nltk",
-                       help="data: stopword list (nltk is the paper's)")
-    build.add_argument("--max-length", type=int, default=128,
-                       help="data: truncate each text's target tokens at the model's training length")
-    build.add_argument("--top-k", type=int, default=None)
-    build.add_argument("--temperature", type=float, default=None, help="model: tau (default the paper's)")
-    build.add_argument("--work-dir", default=None, help="model: resumable shards (default <output>.work)")
-    build.add_argument("--shard-size", type=int, default=1024, help="model: texts per resumable shard")
-    build.add_argument("--num-proc", type=int, default=None,
-                       help="data: tokenizer worker processes (datasets.map num_proc) for large corpora")
-    build.add_argument("--ddp-timeout", type=float, default=None,
-                       help="seconds a collective may wait under a multi-process launch (default 1800, or "
-                            "$TEXT2TOKEN_DDP_TIMEOUT)")
-    build.add_argument("--output", required=True)
-    build.set_defaults(run=_build_targets)
+    export = commands.add_parser("export", help="write a plain sentence-transformers folder (merged backbone, "
+                                 "Transformer -> Pooling -> optional Normalize) that loads without text2token")
+    export.add_argument("model", help="a saved Text2Token model")
+    export.add_argument("output", help="a new, empty folder")
+    export.add_argument("--normalize", action="store_true", help="add a Normalize module (unit-length vectors)")
+    export.set_defaults(run=_export)
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in JOBS:
+        return importlib.import_module(f"text2token.commands.{argv[0]}").main(argv[1:])
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stderr)
     args = build_parser().parse_args(argv)
-    args.run(args)
+    return args.run(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,132 @@
+"""The paper's two-stage recipe in one command, resumable stage by stage, ending with a table:
+
+    text2token pipeline [--stage1 YAML] [--stage2 YAML] [--steps N] [--skip_eval]
+    accelerate launch recipes/pipeline.py ...          (the same command)
+
+stage-1 targets -> stage 1 -> merge -> model-derived targets -> stage 2 (fresh LoRA) -> save ->
+offline evaluation of the final model beside the untrained backbone -> report.md.
+Each stage is `text2token train` with its YAML; a stage whose output holds `training_complete.json`
+is skipped, and an interrupted one resumes from its last checkpoint. Stage 2 records the digest of
+the stage-1 weights it started from: when stage 1 is retrained, stage 2 is retrained too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..backbones import weights_digest
+from ..configuration import DEFAULT_INFERENCE_LENGTH
+from ..distributed import barrier, is_main_process, join_process_group
+from ..report import pipeline_report
+from ..run_record import RUN_RECORD
+from . import evaluate as evaluate_command
+from .train import COMPLETE_MARKER, parse_args, train
+
+logger = logging.getLogger("text2token.pipeline")
+# The recipes shipped beside the package in a source checkout (recipes/ is not installed with a wheel).
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def clear_stale_stage(output_dir: Path, marker_name: str, started_from: str) -> None:
+    """A stage trained (or begun) from other starting weights than `started_from` is stale: drop its
+    completion marker, checkpoints and run record so it retrains (its targets rebuild by their spec)."""
+    marker = output_dir / marker_name
+    recorded = [json.loads(path.read_text()).get("backbone_digest") for path in (marker, output_dir / RUN_RECORD)
+                if path.is_file()]
+    if not recorded or all(digest == started_from for digest in recorded):
+        return
+    logger.warning("%s was trained from other starting weights (digest %s, now %s): retraining it",
+                   output_dir, recorded[0], started_from)
+    for checkpoint in output_dir.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    for path in (marker, output_dir / RUN_RECORD):
+        path.unlink(missing_ok=True)
+
+
+def run_stage(config: Path, flags: list[str] = (), overrides: dict | None = None, started_from: str | None = None,
+              train_fn: Callable = train) -> dict:
+    """Run one stage (YAML `config`, the user's extra `flags`, then `overrides`) unless it is complete.
+    `started_from`: the digest of the weights it must start from (stage 2: stage 1's), so a stage begun
+    from other weights is retrained. Returns the completion marker's summary with the output folder
+    and the backbone the stage started from."""
+    model_args, data_args, training_args = parse_args(["--config", str(config), *flags], overrides=overrides)
+    output_dir = Path(training_args.output_dir)
+    marker = output_dir / COMPLETE_MARKER
+    if started_from is not None:
+        if is_main_process():  # one rank deletes; every rank then sees the same folder
+            clear_stale_stage(output_dir, COMPLETE_MARKER, started_from)
+        barrier()
+    if marker.is_file():
+        logger.info("%s is complete (%s): skipping", output_dir, marker.name)
+    else:
+        train_fn(model_args, data_args, training_args)
+    return {"output_dir": str(output_dir), "backbone": model_args.backbone, **json.loads(marker.read_text())}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="text2token pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage1", type=Path, default=RECIPES / "smollm2-135m" / "stage1.yaml")
+    parser.add_argument("--stage2", type=Path, default=RECIPES / "smollm2-135m" / "stage2.yaml")
+    parser.add_argument("--output_root", type=Path, default=None,
+                        help="put stage1/ and stage2/ here instead of the YAMLs' output_dir")
+    parser.add_argument("--steps", type=int, default=None, help="max_steps of each stage (overrides the YAMLs)")
+    parser.add_argument("--stage1_args", default="", help="extra `text2token train` flags for stage 1, quoted")
+    parser.add_argument("--stage2_args", default="", help="extra `text2token train` flags for stage 2, quoted")
+    parser.add_argument("--skip_eval", action="store_true", help="stop after training")
+    parser.add_argument("--eval_quick", type=int, default=100, metavar="N",
+                        help="cap each offline task at N rows in the closing table (0: the full suite)")
+    parser.add_argument("--eval_stage1", action="store_true", help="also score the stage-1 model")
+    parser.add_argument("--eval_max_length", type=int, default=DEFAULT_INFERENCE_LENGTH,
+                        help="tokens per text for every system of the closing table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return run_pipeline(build_parser().parse_args(argv))
+
+
+def run_pipeline(args: argparse.Namespace) -> dict:
+    """Both stages, then the closing table and report.md (see the module docstring); `args` as
+    `build_parser()` makes them."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    join_process_group()  # under accelerate launch: before a stage is skipped or run, every rank joins
+    common = {"max_steps": args.steps} if args.steps else {}
+    started = time.time()
+    stage1 = run_stage(args.stage1, args.stage1_args.split(), {
+        **common, **({"output_dir": str(args.output_root / "stage1")} if args.output_root else {})})
+    # Stage 2 always starts from this run's stage-1 model, whatever its YAML says.
+    stage2 = run_stage(args.stage2, args.stage2_args.split(), {
+        **common, **({"output_dir": str(args.output_root / "stage2")} if args.output_root else {}),
+        "backbone": stage1["output_dir"]}, started_from=weights_digest(stage1["output_dir"]))
+    summary = {"stage1": stage1, "stage2": stage2, "train_wall_s": round(time.time() - started, 1)}
+    if not is_main_process():  # under a multi-process launch, evaluation and the report are the main's
+        return summary
+    if not args.skip_eval:
+        summary["table"] = evaluate_stages(stage1, stage2, args).to_dict(orient="index")
+    summary["pipeline_wall_s"] = round(time.time() - started, 1)
+    # The table to the trackers of stage 2's report_to, then report.md beside the stage folders.
+    root = Path(stage2["output_dir"]).parent
+    summary["report"] = str(pipeline_report(root, {"stage1": stage1, "stage2": stage2}, table=summary.get("table"),
+                                            settings=vars(args), table_png=root / "eval" / "summary.png"))
+    logger.info("Pipeline done in %.0f s", summary["pipeline_wall_s"])
+    return summary
+
+
+def evaluate_stages(stage1: dict, stage2: dict, args: argparse.Namespace):
+    """Score the final model beside the untrained backbone stage 1 started from (and stage 1 on request)."""
+    train_s = {"text2token-stage1": stage1["train_runtime_s"],
+               "text2token-stage2": stage1["train_runtime_s"] + stage2["train_runtime_s"]}
+    models = [("text2token-stage2", stage2["output_dir"])]
+    if args.eval_stage1:
+        models.append(("text2token-stage1", stage1["output_dir"]))
+    return evaluate_command.evaluate(
+        models, baselines=["untrained"], backbone=stage1["backbone"], quick=args.eval_quick or None,
+        max_length=args.eval_max_length, output_dir=str(Path(stage2["output_dir"]).parent / "eval"),
+        extras={label: {"train_wall_s": round(s, 1)} for label, s in train_s.items()})
