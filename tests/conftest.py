@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -16,7 +18,9 @@ configure_environment(LOOPBACK_HUB)
 
 # No test may reach a host outside loopback: the guard is on for the whole session, in this process
 # and (through sitecustomize on PYTHONPATH) in every Python subprocess, which log what they refuse.
-NETWORK_GUARD_LOG = os.path.join(tempfile.mkdtemp(prefix="text2token-network-guard-"), "refused.log")
+_GUARD_DIR = tempfile.mkdtemp(prefix="text2token-network-guard-")
+atexit.register(shutil.rmtree, _GUARD_DIR, ignore_errors=True)  # after the session and its subprocesses
+NETWORK_GUARD_LOG = os.path.join(_GUARD_DIR, "refused.log")
 os.environ["TEXT2TOKEN_NETWORK_GUARD_LOG"] = NETWORK_GUARD_LOG
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard_site"),

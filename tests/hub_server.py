@@ -478,8 +478,35 @@ class NetworkGuard:
             raise OSError(f"LoopbackHub NetworkGuard: refusing non-loopback host {host!r}")
 
 
-def _is_loopback(host: str) -> bool:
+def _hosts_file_loopback_names(path: str = "/etc/hosts") -> frozenset[str]:
+    """Names the hosts file maps to a loopback address (this machine's own name, typically): looking
+    them up reads that file and sends nothing. torchrun looks up its own host name, for instance."""
+    names = set()
     try:
-        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+        with open(path, encoding="utf-8", errors="replace") as hosts:
+            for line in hosts:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) > 1 and _is_loopback_address(fields[0]):
+                    names.update(fields[1:])
+    except OSError:
+        pass
+    return frozenset(names)
+
+
+def _is_loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+_LOCAL_NAMES: frozenset[str] | None = None
+
+
+def _is_loopback(host: str) -> bool:
+    global _LOCAL_NAMES
+    if host == "localhost" or _is_loopback_address(host):
+        return True
+    if _LOCAL_NAMES is None:
+        _LOCAL_NAMES = _hosts_file_loopback_names()
+    return host in _LOCAL_NAMES

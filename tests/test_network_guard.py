@@ -66,3 +66,16 @@ except OSError as exc:
     report = json.loads(result.stdout)
     assert "refusing non-loopback host '203.0.113.7'" in report["refused"] and report["sent"] == []
     assert refused_connections()[-1].split(" ", 1)[1] == "socket.connect 203.0.113.7"
+
+
+def test_names_the_hosts_file_maps_to_loopback_pass_and_others_do_not(tmp_path, own_refusals):
+    import hub_server
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n127.0.1.1 buildbox  # this machine\n203.0.113.9 outside-box\n")
+    assert hub_server._hosts_file_loopback_names(str(hosts)) == {"localhost", "buildbox"}
+    # This machine's own name, as the hosts file maps it: a lookup of it reads that file, sends nothing.
+    for name in hub_server._hosts_file_loopback_names():
+        sys.audit("socket.gethostbyaddr", name)
+    with pytest.raises(OSError, match="refusing non-loopback host 'outside-box'"):
+        sys.audit("socket.gethostbyaddr", "outside-box")
