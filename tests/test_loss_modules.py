@@ -44,6 +44,12 @@ def _two_views(model, batch):
         return model(**doubled, return_logits=False).embeddings.chunk(2)
 
 
+def _same(a, b) -> bool:
+    """Equal up to float reassociation: a row's result may depend in its last bits on where it sits in
+    a multithreaded batch; the noise moves the views by orders of magnitude more (cosine < 1 - 1e-4)."""
+    return torch.allclose(a, b, rtol=0, atol=1e-5)
+
+
 # ----------------------------------------------------------------------------------------------- SimCSE
 def test_simcse_views_are_identical_without_noise_and_differ_at_step_0_with_it(real_tokenizer):
     model = _model(real_tokenizer).train()
@@ -51,7 +57,7 @@ def test_simcse_views_are_identical_without_noise_and_differ_at_step_0_with_it(r
     torch.manual_seed(0)
     a, b = _two_views(model, batch)
     # The defect the noise fixes: no dropout in SmolLM2/Llama, LoRA dropout feeds a zero lora_B.
-    assert torch.equal(a, b)
+    assert _same(a, b)
     loss = SimCSELoss(model)
     torch.manual_seed(0)
     a, b = _two_views(model, batch)
@@ -61,13 +67,13 @@ def test_simcse_views_are_identical_without_noise_and_differ_at_step_0_with_it(r
     assert loss.components["positive_cosine"].item() < 1 - 1e-4
     # Noise acts in train mode only: encoding stays deterministic.
     model.eval()
-    assert torch.equal(*_two_views(model, batch))
+    assert _same(*_two_views(model, batch))
     model.train()
     with loss.noise.suspended():  # another objective's step on the same model
-        assert torch.equal(*_two_views(model, batch))
-    assert not torch.equal(*_two_views(model, batch))
+        assert _same(*_two_views(model, batch))
+    assert not _same(*_two_views(model, batch))
     loss.remove_noise()
-    assert torch.equal(*_two_views(model, batch))
+    assert _same(*_two_views(model, batch))
 
 
 @pytest.mark.parametrize("attention_dropout, hidden_dropout", [(0.3, 0.0), (0.0, 0.1)])
