@@ -63,3 +63,13 @@ def test_export_subcommand_writes_a_plain_sentence_transformers_folder(tmp_path,
     assert "exported" in capsys.readouterr().out
     plain = SentenceTransformer(str(tmp_path / "exported"), device="cpu")
     np.testing.assert_allclose(plain.encode(SENTENCES), tiny_model.encode(SENTENCES), atol=1e-5)
+
+
+def test_the_console_script_exits_0_after_a_job(tmp_path, tiny_model):
+    # The entry point hands main()'s return value to sys.exit: a job's summary there would mean status 1.
+    tiny_model.save_pretrained(tmp_path / "model")
+    done = subprocess.run([str(Path(sys.executable).parent / "text2token"), "evaluate", "--model", str(tmp_path / "model"),
+                           "--tasks", "OfflineLeeSTS", "--quick", "4", "--output_dir", str(tmp_path / "eval"),
+                           "--cache_dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "eval" / "summary.md").is_file()

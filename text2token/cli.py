@@ -107,13 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None):
+def main(argv: list[str] | None = None) -> None:
+    """Run a subcommand. Returns None: the console script passes the return value to `sys.exit`, which
+    would turn a job's summary into exit status 1 (the jobs' own functions return their results)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in JOBS:
-        return importlib.import_module(f"text2token.commands.{argv[0]}").main(argv[1:])
+        importlib.import_module(f"text2token.commands.{argv[0]}").main(argv[1:])
+        return
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stderr)
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    args.run(args)
 
 
 if __name__ == "__main__":
