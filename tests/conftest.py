@@ -43,6 +43,14 @@ def _no_network_outside_loopback():
     assert refused_connections()[before:] == [], "a test reached for a non-loopback host (refused by NetworkGuard)"
 
 
+@pytest.fixture
+def hub(loopback_hub):
+    """The loopback Hub for one test, which must contact no other host."""
+    blocked_before = len(loopback_hub.blocked_hosts)
+    yield loopback_hub
+    assert loopback_hub.blocked_hosts[blocked_before:] == [], "a non-loopback host was contacted"
+
+
 @pytest.fixture(scope="session")
 def loopback_hub():
     """A running Hub look-alike at $HF_ENDPOINT; non-loopback network access is refused and recorded."""

@@ -30,13 +30,6 @@ def _repo_id(kind: str) -> str:
     return f"loopback/{kind}-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-def hub(loopback_hub):
-    blocked_before = len(loopback_hub.blocked_hosts)
-    yield loopback_hub
-    assert loopback_hub.blocked_hosts[blocked_before:] == [], "a non-loopback host was contacted"
-
-
 def _targets(tokenizer, texts=SENTENCES):
     corpus = datasets.Dataset.from_dict({"text": list(texts)})
     return build_data_driven_targets(corpus, tokenizer, corpus="toy-sentences", backbone="loopback/tiny-llama")

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .alignment import plot_alignment
-from .run_record import read_record
+from .run_record import flatten_record, read_record
 from .tracking import log_to_trackers, table_metrics
 
 logger = logging.getLogger(__name__)
@@ -41,23 +41,13 @@ def log_history(stage_dir: str | Path) -> list[dict]:
     return json.loads(last.read_text()).get("log_history", [])
 
 
-def _flatten(record: Mapping, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in record.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _settings_table(settings: Mapping, stages: Mapping[str, Mapping]) -> str:
     """Pipeline options as a list, then each stage's recorded recipe and outcome as one Markdown table."""
     columns = list(stages)
     options = [f"- `{key}`: {_cell(value)}" for key, value in settings.items()]
     rows: dict[str, dict] = {}
     for name, stage in stages.items():
-        record = _flatten(read_record(stage["output_dir"]) or {})
+        record = flatten_record(read_record(stage["output_dir"]) or {})
         outcome = {k: stage.get(k) for k in ("global_step", "train_runtime_s", "first_loss", "last_loss")}
         for key, value in {**record, **{f"result.{k}": v for k, v in outcome.items()}}.items():
             rows.setdefault(key, {})[name] = value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from .backbones import portable_backbone_name
@@ -49,18 +50,19 @@ def read_record(output_dir: str | os.PathLike) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _flatten(record: dict, prefix: str = "") -> dict:
+def flatten_record(record: Mapping, prefix: str = "") -> dict:
+    """A nested record as `section.key -> value` (how its differences and the report name fields)."""
     flat = {}
     for key, value in record.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+        if isinstance(value, Mapping):
+            flat.update(flatten_record(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
 
 
 def record_differences(stored: dict, wanted: dict) -> list[str]:
-    flat_stored, flat_wanted = _flatten(stored), _flatten(wanted)
+    flat_stored, flat_wanted = flatten_record(stored), flatten_record(wanted)
     return [f"{name}: {flat_stored.get(name)!r} -> {flat_wanted.get(name)!r}"
             for name in sorted(set(flat_stored) | set(flat_wanted)) if flat_stored.get(name) != flat_wanted.get(name)]
 
