@@ -21,12 +21,10 @@ from .targets import build_data_driven_targets, load_targets, read_info, save_ta
 from .targets.model_derived import PRIOR_FILE, build_model_derived_targets
 from .targets.spec import (
     TargetSpec,
-    model_digest,
-    portable_corpus_name,
+    build_spec,
     resolve_params,
     stamp,
     stored_spec,
-    text_fingerprint,
 )
 
 logger = logging.getLogger(__name__)
@@ -82,13 +80,9 @@ def target_spec(model: Text2TokenModel, args: DataArguments, corpus: datasets.Da
                             prompt=config.prompt, attention=config.attention, text_column=args.text_column,
                             weighting=args.weighting, top_k=args.target_top_k,
                             temperature=args.target_temperature, stopwords=args.stopwords)
-    fingerprint = text_fingerprint(corpus, args.text_column)
-    return TargetSpec(
-        method=args.target_method, params=params,
-        corpus=portable_corpus_name(args.corpus, fingerprint, getattr(args, "corpus_data_files", None)),
-        corpus_fingerprint=fingerprint, split=args.corpus_split, max_rows=args.max_train_samples,
-        tokenizer_fingerprint=tokenizer_fingerprint(model.tokenizer),
-        model_digest=model_digest(model) if args.target_method == "model" else "")
+    return build_spec(args.target_method, params, source=args.corpus, corpus=corpus, text_column=args.text_column,
+                      split=args.corpus_split, max_rows=args.max_train_samples, tokenizer=model.tokenizer, model=model,
+                      data_files=getattr(args, "corpus_data_files", None))
 
 
 def plan_targets(model: Text2TokenModel, args: DataArguments) -> TargetPlan:

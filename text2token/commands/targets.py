@@ -10,16 +10,13 @@ from ..backbones import portable_backbone_name, resolve_backbone
 from ..corpora import load_corpus
 from ..distributed import is_main_process, join_process_group
 from ..modeling import Text2TokenModel
-from ..targets import build_data_driven_targets, load_targets, read_info, save_targets, tokenizer_fingerprint
+from ..targets import build_data_driven_targets, load_targets, read_info, save_targets
 from ..targets.model_derived import PRIOR_FILE, build_model_derived_targets
 from ..targets.spec import (
-    TargetSpec,
-    model_digest,
-    portable_corpus_name,
+    build_spec,
     resolve_params,
     stamp,
     stored_spec,
-    text_fingerprint,
 )
 
 logger = logging.getLogger("text2token.targets")
@@ -48,11 +45,8 @@ def build_targets(args: argparse.Namespace) -> None:
         params = resolve_params("model", pooling=config.pooling, max_length=config.max_length, prompt=config.prompt,
                                 attention=config.attention, text_column=args.text_column, top_k=args.top_k,
                                 temperature=args.temperature)
-    fingerprint = text_fingerprint(corpus, args.text_column)
-    spec = TargetSpec(method=args.method, params=params, corpus=portable_corpus_name(args.corpus, fingerprint),
-                      corpus_fingerprint=fingerprint, split="train", max_rows=args.max_rows,
-                      tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
-                      model_digest=model_digest(model) if model is not None else "")
+    spec = build_spec(args.method, params, source=args.corpus, corpus=corpus, text_column=args.text_column,
+                      split="train", max_rows=args.max_rows, tokenizer=tokenizer, model=model)
     output = Path(args.output)
     if output.exists():  # every rank reads the same files here, so all take the same branch
         try:
@@ -64,8 +58,7 @@ def build_targets(args: argparse.Namespace) -> None:
             if is_main_process():
                 print(f"{output} already holds these targets (spec {spec.key()}): nothing to build")
             return
-        logger.warning("Replacing %s, built from another spec: %s", output,
-                                                     "; ".join(differing))
+        logger.warning("Replacing %s, built from another spec: %s", output, "; ".join(differing))
     backbone = portable_backbone_name(args.backbone)
     if model is None:
         targets = build_data_driven_targets(corpus, tokenizer, text_column=args.text_column, weighting=args.weighting,

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from ..backbones import file_digest, weights_digest
 from .data_driven import WEIGHTINGS, resolve_stopwords
-from .schema import TargetInfo, attach_info, read_info
+from .schema import TargetInfo, attach_info, read_info, tokenizer_fingerprint
 
 METHODS = ("data", "model")
 # The paper's temperature for model-derived targets, per pooling mode, and this project's top-k.
@@ -121,6 +121,17 @@ def portable_corpus_name(source: str, fingerprint: str = "", data_files=None) ->
         files = [data_files] if isinstance(data_files, str) else list(data_files)
         return f"{source}:{','.join(files)}"
     return source
+
+
+def build_spec(method: str, params: dict, *, source: str, corpus: datasets.Dataset, text_column: str,
+               split: str, max_rows: int | None, tokenizer, model=None, data_files=None) -> TargetSpec:
+    """The spec of a build of `method` with resolved `params` over `corpus` (the slice loaded from
+    `source`), by `tokenizer` and, for model-derived targets, `model`'s weights."""
+    fingerprint = text_fingerprint(corpus, text_column)
+    return TargetSpec(method=method, params=params, corpus=portable_corpus_name(source, fingerprint, data_files),
+                      corpus_fingerprint=fingerprint, split=split, max_rows=max_rows,
+                      tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
+                      model_digest=model_digest(model) if method == "model" else "")
 
 
 def model_digest(model) -> str:
