@@ -181,6 +181,16 @@ def test_cache_makes_second_run_skip_the_embedder(tmp_path):
     assert other.calls == 1
 
 
+def test_every_system_on_one_task_list_is_scored_on_the_same_random_draws(tmp_path):
+    # Two systems with identical embeddings, evaluated one after the other on one clustering (bootstrapped
+    # k-means) and one classification task instance, must get identical scores.
+    tasks = load_offline_tasks(["OfflineFoldocClustering", "OfflineRottenTomatoesClassification"], max_rows=120)
+    results = run_offline_suite({"a": FakeEmbedder(name="tests/a"), "b": FakeEmbedder(name="tests/b")}, tmp_path,
+                                tasks=tasks, show_progress_bar=False)
+    assert results[0].scores == results[1].scores
+    assert 0 < results[0].scores["OfflineFoldocClustering"] < 100
+
+
 def test_encoder_restores_order_and_deduplicates():
     fake = FakeEmbedder()
     texts = ["b b b b", "a", "ccc cc", "a", "b b b b", ""]
