@@ -1,0 +1,148 @@
+"""Seeds of one system pooled into mean ± standard deviation, and which differences the spread can't tell.
+
+A trained system run with several seeds appears in the raw table once per seed (label
+``<system>@seed<N>``); :func:`pool_seeds` folds those rows into one row per system. A difference
+between two systems counts only when it is larger than their spread: ``|mean_a - mean_b| <=
+std_a + std_b`` is marked as inside it. Single-run systems (TF-IDF, MiniLM, the untrained backbone)
+have no training seed, so their own spread is 0 and only the other system's spread counts; the
+evaluation's own noise (k-means, the classifier) is therefore not in their rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .suite import OVERALL, _fmt, _score_columns
+
+SEED_MARK = "@seed"
+INSIDE_SPREAD = "≈"  # beside a cell whose difference from the reference row is not larger than the spread
+
+
+def seed_label(system: str, seed: int) -> str:
+    return f"{system}{SEED_MARK}{seed}"
+
+
+def system_of(label: str) -> str:
+    return label.split(SEED_MARK, 1)[0]
+
+
+def score_columns(table: pd.DataFrame) -> list[str]:
+    """Per-task scores, per-type averages and the overall average: the columns seeds are pooled over."""
+    return [c for c in table.columns if c in _score_columns(table) or str(c).startswith("avg ")]
+
+
+def pool_seeds(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """(mean, std, runs) per system, in the order systems first appear. std is the sample standard
+    deviation over seeds (ddof=1); 0 for a system with one run."""
+    columns = score_columns(table)
+    systems = list(dict.fromkeys(system_of(label) for label in table.index))
+    groups = {s: [label for label in table.index if system_of(label) == s] for s in systems}
+    scores = table[columns].astype(float)
+    mean = pd.DataFrame({s: scores.loc[labels].mean() for s, labels in groups.items()}).T
+    std = pd.DataFrame({s: scores.loc[labels].std(ddof=1) if len(labels) > 1 else scores.loc[labels[0]] * 0.0
+                        for s, labels in groups.items()}).T
+    runs = pd.Series({s: len(labels) for s, labels in groups.items()}, name="seeds")
+    for frame in (mean, std):
+        frame.index.name = "system"
+    return mean, std, runs
+
+
+def inside_spread(mean: pd.DataFrame, std: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """True where a system's difference from `reference` in that column is not larger than the sum of
+    their standard deviations (the reference's own row is False)."""
+    if reference not in mean.index:
+        raise KeyError(f"reference system {reference!r} is not in the table ({', '.join(mean.index)})")
+    gap = (mean - mean.loc[reference]).abs()
+    spread = std + std.loc[reference]
+    marks = gap <= spread
+    marks.loc[reference] = False
+    return marks
+
+
+def spread_markdown(mean: pd.DataFrame, std: pd.DataFrame, runs: pd.Series, reference: str,
+                    extras: pd.DataFrame | None = None) -> str:
+    """Markdown: "mean ± std" per cell (± only for seeded systems), ≈ where the difference from the
+    reference row is inside the spread, then the seed count and any extra columns (e.g. wall times)."""
+    marks = inside_spread(mean, std, reference)
+    extra_cols = list(extras.columns) if extras is not None else []
+    headers = ["system", *map(str, mean.columns), "seeds", *extra_cols]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(headers) - 1)) + "|"]
+    for system in mean.index:
+        cells = []
+        for column in mean.columns:
+            value = mean.loc[system, column]
+            cell = _fmt(float(value)) if pd.notna(value) else "-"
+            if runs[system] > 1 and pd.notna(value):
+                cell += f" ± {std.loc[system, column]:.2f}"
+            if marks.loc[system, column]:
+                cell += f" {INSIDE_SPREAD}"
+            cells.append(cell)
+        extra = [_fmt(extras.loc[system, c]) if extras is not None and system in extras.index else "-"
+                 for c in extra_cols]
+        name = f"**{system}**" if system == reference else system
+        lines.append("| " + " | ".join([name, *cells, str(int(runs[system])), *extra]) + " |")
+    lines.append("")
+    lines.append(f"{INSIDE_SPREAD}: the difference from **{reference}** in that column is not larger than the sum "
+                 "of the two systems' standard deviations over seeds, so the table cannot tell them apart.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_spread(mean: pd.DataFrame, std: pd.DataFrame, png_path: str | Path) -> Path:
+    """Bars of each system's per-type and overall averages, with ±1 std error bars over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = [c for c in mean.columns if str(c).startswith("avg ")] + ([OVERALL] if OVERALL in mean.columns else [])
+    systems = list(mean.index)
+    width = 0.8 / max(len(systems), 1)
+    fig, ax = plt.subplots(figsize=(max(7, 1.7 * len(columns)), 4.2))
+    for i, system in enumerate(systems):
+        xs = [j + i * width for j in range(len(columns))]
+        ax.bar(xs, [mean.loc[system, c] for c in columns], width, yerr=[std.loc[system, c] for c in columns],
+               capsize=2, label=system)
+    ax.set_xticks([j + width * (len(systems) - 1) / 2 for j in range(len(columns))])
+    ax.set_xticklabels([str(c).removeprefix("avg ") for c in columns], rotation=15, ha="right")
+    ax.set_ylabel("main score (x100), mean ± std over seeds")
+    ax.legend(fontsize="small", ncol=2)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return png_path
+
+
+def write_spread(table: pd.DataFrame, output_dir: str | Path, reference: str,
+                 extra_columns: tuple[str, ...] = ("train_wall_s", "max_tokens")) -> dict[str, Any]:
+    """Pool `table`'s seeds and write seeds.md, seeds.json and seeds.png to `output_dir`."""
+    import json
+
+    mean, std, runs = pool_seeds(table)
+    extras = None
+    present = [c for c in extra_columns if c in table.columns]
+    if present:
+        per_system = table[present].copy()
+        per_system.index = [system_of(label) for label in per_system.index]
+        extras = per_system.apply(pd.to_numeric, errors="coerce").groupby(level=0, sort=False).mean()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    markdown = spread_markdown(mean, std, runs, reference, extras)
+    (output_dir / "seeds.md").write_text(markdown)
+    marks = inside_spread(mean, std, reference)
+    record = {system: {"seeds": int(runs[system]),
+                       "mean": {c: _none(mean.loc[system, c]) for c in mean.columns},
+                       "std": {c: _none(std.loc[system, c]) for c in std.columns},
+                       "inside_spread_of_reference": [c for c in marks.columns if marks.loc[system, c]]}
+              for system in mean.index}
+    (output_dir / "seeds.json").write_text(json.dumps({"reference": reference, "systems": record}, indent=1) + "\n")
+    plot_spread(mean, std, output_dir / "seeds.png")
+    return {"markdown": markdown, "mean": mean, "std": std, "runs": runs}
+
+
+def _none(value) -> float | None:
+    return None if pd.isna(value) else round(float(value), 4)
