@@ -8,6 +8,7 @@ from text2token.targets import load_targets, read_info
 from text2token.arguments import (DataArguments, ModelArguments, Text2TokenTrainingArguments, check_recipe,
                                   parse_recipe_args)
 
+from text2token.backbones import weights_digest
 from model_fixtures import SENTENCES, load_recipe_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,13 +57,17 @@ EXPECTED = {
     "llama-3-8b-instruct/stage2-last.yaml": _stage2("llama-3-8b-instruct", "last", 32, 1, 100),
     "smollm2-135m/stage1.yaml": {**_CPU, "target_method": "data", "max_steps": 100},
     "smollm2-135m/stage2.yaml": {**_CPU, "backbone": "outputs/smollm2-135m/stage1", "target_method": "model",
-                                 "target_top_k": 32, "max_train_samples": 1024, "max_steps": 64},
+                                 "target_top_k": 32, "max_train_samples": 2048, "max_steps": 128},
     "smollm2-135m/simcse.yaml": {**_CPU, **_SIMCSE, "attention": "causal", "max_steps": 100},
     # LLM2Vec on Text2Token's budget: MNTP as stage 1, SimCSE from the merged MNTP model as stage 2.
     "smollm2-135m/llm2vec-mntp.yaml": {**_CPU, "attention": "bidirectional", "loss": "mntp", "mntp_probability": 0.2,
                                        "mntp_mask_token": "_", "max_steps": 100},
-    "smollm2-135m/llm2vec-simcse.yaml": {**_CPU, **_SIMCSE, "attention": "bidirectional", "max_steps": 64,
-                                         "backbone": "outputs/smollm2-135m/llm2vec-mntp", "max_train_samples": 1024},
+    "smollm2-135m/llm2vec-simcse.yaml": {**_CPU, **_SIMCSE, "attention": "bidirectional", "max_steps": 128,
+                                         "backbone": "outputs/smollm2-135m/llm2vec-mntp", "max_train_samples": 2048},
+    # The patient variant: three times stage 1's steps, stage 2 over 4096 glosses.
+    "smollm2-135m/long-stage1.yaml": {**_CPU, "target_method": "data", "max_steps": 300},
+    "smollm2-135m/long-stage2.yaml": {**_CPU, "backbone": "outputs/smollm2-135m/long/stage1", "target_method": "model",
+                                      "target_top_k": 32, "max_train_samples": 4096, "max_steps": 256},
 }
 
 
@@ -197,22 +202,36 @@ def test_cli_builds_both_kinds_of_targets(tmp_path, tiny_backbone_dir, tiny_mode
 
 
 @pytest.mark.slow
-def test_compare_trains_simcse_and_tabulates_every_system(tmp_path, tiny_backbone_dir, monkeypatch):
+def test_compare_trains_every_system_per_seed_and_pools_the_seeds(tmp_path, tiny_backbone_dir, monkeypatch):
     monkeypatch.setenv("TEXT2TOKEN_CACHE", str(tmp_path / "cache"))
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES * 4))
     compare = load_recipe_script("compare")
     flags = (f"--backbone {tiny_backbone_dir} --corpus {corpus} --per_device_train_batch_size 4 --max_train_samples 8 "
              f"--alignment_every 0")
-    table = compare.main(["--output_root", str(tmp_path / "runs"), "--steps", "2", "--extra_args", flags,
-                          "--quick", "6"])
-    assert set(table.index) == {"text2token-stage1", "text2token-stage2", "simcse", "llm2vec", "untrained", "tfidf",
-                                "minilm"}
-    assert table.loc["simcse", "train_wall_s"] > 0 and table.loc["llm2vec", "train_wall_s"] > 0
-    assert json.loads((tmp_path / "runs" / "llm2vec" / "training_complete.json").read_text())["global_step"] == 2
-    assert json.loads((tmp_path / "runs" / "simcse" / "training_complete.json").read_text())["global_step"] == 2
-    assert (tmp_path / "runs" / "compare" / "summary.png").is_file()
-
+    runs = tmp_path / "runs"
+    table = compare.main(["--output_root", str(runs), "--steps", "2", "--extra_args", flags, "--quick", "6",
+                          "--seeds", "42", "7"])
+    trained = ["text2token-stage1", "text2token-stage2", "text2token-long", "simcse", "llm2vec"]
+    assert set(table.index) == {f"{s}@seed{n}" for s in trained for n in (42, 7)} | {"untrained", "tfidf", "minilm"}
+    assert table.loc["simcse@seed7", "train_wall_s"] > 0 and table.loc["llm2vec@seed42", "train_wall_s"] > 0
+    # The recipe's own seed (42) trains in the output root, where the main job's folders are; others beside it.
+    for root, seed in ((runs, 42), (runs / "seed-7", 7)):
+        for folder in ("stage1", "stage2", "long/stage1", "long/stage2", "simcse", "llm2vec-mntp", "llm2vec"):
+            record = json.loads((root / folder / "text2token_run.json").read_text())
+            assert json.loads((root / folder / "training_complete.json").read_text())["global_step"] == 2
+            assert record["training"]["seed"] == seed, folder
+    # Different seeds train different weights.
+    assert weights_digest(runs / "stage2") != weights_digest(runs / "seed-7" / "stage2")
+    pooled = json.loads((runs / "compare" / "seeds.json").read_text())
+    assert pooled["reference"] == "text2token-stage2"
+    assert pooled["systems"]["simcse"]["seeds"] == 2 and pooled["systems"]["tfidf"]["seeds"] == 1
+    runs_avg = [table.loc[f"simcse@seed{n}", "Average"] for n in (42, 7)]
+    assert pooled["systems"]["simcse"]["mean"]["Average"] == pytest.approx(sum(runs_avg) / 2, abs=1e-3)
+    assert pooled["systems"]["simcse"]["std"]["Average"] == pytest.approx(abs(runs_avg[0] - runs_avg[1]) / 2 ** 0.5,
+                                                                           abs=1e-3)
+    assert "± " in (runs / "compare" / "seeds.md").read_text()
+    assert (runs / "compare" / "summary.png").is_file() and (runs / "compare" / "seeds.png").is_file()
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -1,14 +1,18 @@
-"""The full comparison: Text2Token (stage 1, stage 2) against the untrained backbone, unsupervised
-SimCSE and the LLM2Vec recipe trained with the same settings, TF-IDF and all-MiniLM-L6-v2, on the
-whole offline suite, every system encoded at one stated length.
+"""The full comparison: Text2Token (stage 1, stage 2, and the `long` recipe) against the untrained
+backbone, unsupervised SimCSE and the LLM2Vec recipe trained with the same settings, TF-IDF and
+all-MiniLM-L6-v2, on the whole offline suite, every system encoded at one stated length, every
+trained system run with several seeds.
 
-    text2token compare [--output_root outputs/smollm2-135m] [--steps N] [--learned simcse llm2vec]
+    text2token compare [--output_root outputs/smollm2-135m] [--seeds 42 43 44] [--learned simcse llm2vec long]
 
-Runs (or reuses, when complete) the two-stage pipeline, a SimCSE run with stage 1's settings and
-steps, and the LLM2Vec recipe (bidirectional MNTP with stage 1's budget, merged, then SimCSE with
-stage 2's, see recipes/smollm2-135m/llm2vec-*.yaml), then prints one table (systems x tasks,
-category and overall averages, train wall time) and writes it as JSON, Markdown and a bar chart PNG
-under <output_root>/compare/. Embeddings are cached, so a rerun only re-scores.
+For each seed it runs (or reuses, when complete) the two-stage pipeline, a SimCSE run with stage 1's
+settings and steps, the LLM2Vec recipe (bidirectional MNTP with stage 1's budget, merged, then SimCSE
+with stage 2's, see recipes/smollm2-135m/llm2vec-*.yaml) and the `long` two-stage recipe. The
+recipe's own seed trains under <output_root>/<system> (so the main job's folders are reused); any
+other seed under <output_root>/seed-<N>/<system>. Then it scores all of them on one table and writes,
+under <output_root>/compare/: summary.* (one row per run) and seeds.md/.json/.png (mean ± std over
+seeds, with every difference from text2token-stage2 that is not larger than the spread marked ≈).
+Embeddings are cached, so a rerun only re-scores.
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ from pathlib import Path
 
 from ..backbones import weights_digest
 from ..configuration import DEFAULT_INFERENCE_LENGTH
+from ..evaluation.spread import seed_label, write_spread
 from .evaluate import evaluate
 from .pipeline import RECIPES, run_pipeline, run_stage
 from .pipeline import build_parser as pipeline_parser
+from .train import parse_args
 
-# Trained baselines: SimCSE on the backbone as it is; LLM2Vec = bidirectional MNTP, merge, SimCSE.
-LEARNED_BASELINES = ("simcse", "llm2vec")
+# Trained systems beside Text2Token's main recipe: SimCSE on the backbone as it is; LLM2Vec =
+# bidirectional MNTP, merge, SimCSE; `long` = Text2Token's two stages with the longer recipe.
+LEARNED_BASELINES = ("simcse", "llm2vec", "long")
+REFERENCE = "text2token-stage2"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,11 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage1", type=Path, default=recipes / "stage1.yaml")
     parser.add_argument("--stage2", type=Path, default=recipes / "stage2.yaml")
+    parser.add_argument("--long_stage1", type=Path, default=recipes / "long-stage1.yaml")
+    parser.add_argument("--long_stage2", type=Path, default=recipes / "long-stage2.yaml")
     parser.add_argument("--simcse", type=Path, default=recipes / "simcse.yaml")
     parser.add_argument("--llm2vec_mntp", type=Path, default=recipes / "llm2vec-mntp.yaml")
     parser.add_argument("--llm2vec_simcse", type=Path, default=recipes / "llm2vec-simcse.yaml")
     parser.add_argument("--learned", nargs="*", choices=LEARNED_BASELINES, default=list(LEARNED_BASELINES),
-                        help="trained baselines beside Text2Token (default: all)")
+                        help="trained systems beside Text2Token's main recipe (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44],
+                        help="training seeds of every trained system (the table reports mean ± std over them)")
     parser.add_argument("--output_root", type=Path, default=Path("outputs/smollm2-135m"))
     parser.add_argument("--steps", type=int, default=None, help="max_steps of every training run")
     parser.add_argument("--extra_args", default="", help="`text2token train` flags added to every run, quoted")
@@ -51,35 +63,67 @@ def main(argv: list[str] | None = None):
     return compare(build_parser().parse_args(argv))
 
 
-def compare(args: argparse.Namespace):
-    """Train (or reuse) every learned system, then score all of them on one table."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    pipeline_args = pipeline_parser().parse_args([])
-    pipeline_args.__dict__.update(stage1=args.stage1, stage2=args.stage2, output_root=args.output_root,
-                                  stage1_args=args.extra_args, stage2_args=args.extra_args, skip_eval=True,
-                                  steps=args.steps)
-    trained = run_pipeline(pipeline_args)
-    flags = args.extra_args.split()
+def seed_root(output_root: Path, seed: int, recipe_seed: int) -> Path:
+    """Where one seed's runs live: the recipe's own seed in `output_root` itself, others beside it."""
+    return output_root if seed == recipe_seed else output_root / f"seed-{seed}"
+
+
+def train_seed(args: argparse.Namespace, seed: int, root: Path) -> tuple[dict, dict]:
+    """Train (or reuse) every system of one seed under `root`: ({label: folder}, {label: train seconds})."""
+    flags = [*args.extra_args.split(), "--seed", str(seed)]
     steps = {"max_steps": args.steps} if args.steps else {}
-    learned = {}
+
+    def pipeline(stage1: Path, stage2: Path, output_root: Path) -> dict:
+        options = pipeline_parser().parse_args([])
+        options.__dict__.update(stage1=stage1, stage2=stage2, output_root=output_root, skip_eval=True,
+                                stage1_args=" ".join(flags), stage2_args=" ".join(flags), steps=args.steps)
+        return run_pipeline(options)
+
+    trained = pipeline(args.stage1, args.stage2, root)
+    stage1, stage2 = trained["stage1"], trained["stage2"]
+    folders = {"text2token-stage1": stage1["output_dir"], REFERENCE: stage2["output_dir"]}
+    seconds = {"text2token-stage1": stage1["train_runtime_s"],
+               REFERENCE: stage1["train_runtime_s"] + stage2["train_runtime_s"]}
+    if "long" in args.learned:
+        long = pipeline(args.long_stage1, args.long_stage2, root / "long")
+        folders["text2token-long"] = long["stage2"]["output_dir"]
+        seconds["text2token-long"] = long["stage1"]["train_runtime_s"] + long["stage2"]["train_runtime_s"]
     if "simcse" in args.learned:
-        simcse = run_stage(args.simcse, flags, {**steps, "output_dir": str(args.output_root / "simcse")})
-        learned["simcse"] = (simcse["output_dir"], simcse["train_runtime_s"])
+        simcse = run_stage(args.simcse, flags, {**steps, "output_dir": str(root / "simcse")})
+        folders["simcse"], seconds["simcse"] = simcse["output_dir"], simcse["train_runtime_s"]
     if "llm2vec" in args.learned:
         # As the pipeline's stage 2: SimCSE starts from this run's merged MNTP model, and retrains when it changed.
-        mntp = run_stage(args.llm2vec_mntp, flags, {**steps, "output_dir": str(args.output_root / "llm2vec-mntp")})
+        mntp = run_stage(args.llm2vec_mntp, flags, {**steps, "output_dir": str(root / "llm2vec-mntp")})
         llm2vec = run_stage(args.llm2vec_simcse, flags,
-                            {**steps, "output_dir": str(args.output_root / "llm2vec"), "backbone": mntp["output_dir"]},
+                            {**steps, "output_dir": str(root / "llm2vec"), "backbone": mntp["output_dir"]},
                             started_from=weights_digest(mntp["output_dir"]))
-        learned["llm2vec"] = (llm2vec["output_dir"], mntp["train_runtime_s"] + llm2vec["train_runtime_s"])
+        folders["llm2vec"] = llm2vec["output_dir"]
+        seconds["llm2vec"] = mntp["train_runtime_s"] + llm2vec["train_runtime_s"]
+    return folders, seconds
 
-    stage1, stage2 = trained["stage1"], trained["stage2"]
-    wall = {"text2token-stage1": stage1["train_runtime_s"],
-            "text2token-stage2": stage1["train_runtime_s"] + stage2["train_runtime_s"],
-            **{label: seconds for label, (_, seconds) in learned.items()},
-            "untrained": 0.0, "tfidf": 0.0, "minilm": None}
-    models = [("text2token-stage1", stage1["output_dir"]), ("text2token-stage2", stage2["output_dir"]),
-              *((label, output_dir) for label, (output_dir, _) in learned.items())]
-    return evaluate(models, baselines=["untrained", "tfidf", "minilm"], backbone=stage1["backbone"],
-                    quick=args.quick, max_length=args.max_length, output_dir=str(args.output_root / "compare"),
-                    extras={k: {"train_wall_s": None if v is None else round(v, 1)} for k, v in wall.items()})
+
+def compare(args: argparse.Namespace):
+    """Train (or reuse) every learned system for every seed, then score all of them on one table."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if len(set(args.seeds)) != len(args.seeds):
+        raise SystemExit(f"--seeds has repeats: {args.seeds}")
+    _, _, stage1_training = parse_args(["--config", str(args.stage1), *args.extra_args.split()])
+    models, wall, backbone = [], {}, None
+    for seed in args.seeds:
+        root = seed_root(args.output_root, seed, stage1_training.seed)
+        folders, seconds = train_seed(args, seed, root)
+        backbone = backbone or parse_args(["--config", str(args.stage1)])[0].backbone
+        for system, folder in folders.items():
+            models.append((seed_label(system, seed), folder))
+            wall[seed_label(system, seed)] = round(seconds[system], 1)
+    wall.update({"untrained": 0.0, "tfidf": 0.0, "minilm": None})
+    output_dir = args.output_root / "compare"
+    table = evaluate(models, baselines=["untrained", "tfidf", "minilm"], backbone=backbone, quick=args.quick,
+                     max_length=args.max_length, output_dir=str(output_dir),
+                     extras={label: {"train_wall_s": seconds} for label, seconds in wall.items()})
+    pooled = write_spread(table, output_dir, REFERENCE)
+    cut = f"each task capped at {args.quick} rows" if args.quick else "the full offline suite"
+    print(f"\nMean ± std over seeds {', '.join(map(str, args.seeds))} ({cut}, {args.max_length} tokens):\n")
+    print(pooled["markdown"])
+    print(f"written: {output_dir / 'seeds.md'}, {output_dir / 'seeds.json'}, {output_dir / 'seeds.png'}")
+    return table
