@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One-factor ablations of the embedded recipe (issue 14), each a full `text2token pipeline` run whose
+# stage-2 model is scored on the quick-100 cut at 512 tokens beside the untrained backbone.
+#   bash scripts/recipe_ablation.sh ROOT [VARIANT ...]      (default: every variant, in order)
+#   bash scripts/recipe_ablation.sh ROOT table               (every finished variant's stage 2 on one table)
+# A variant that only changes stage 2 reuses ROOT/base/stage1 when it is complete (the pipeline skips a
+# complete stage). Results: ROOT/<variant>/eval/summary.md; a stage's train time in its training_complete.json.
+set -euo pipefail
+root=${1:?usage: recipe_ablation.sh ROOT [VARIANT ...]}; shift || true
+here=$(cd "$(dirname "$0")/.." && pwd)
+declare -A stage1 stage2 reuse
+stage1[base]="";                           stage2[base]=""
+stage1[s2_rows2048]="";                    stage2[s2_rows2048]="--max_train_samples 2048 --max_steps 128";  reuse[s2_rows2048]=1
+stage1[s1_idf]="--weighting idf";          stage2[s1_idf]=""
+stage1[s1_lr5e-4]="--learning_rate 5e-4";  stage2[s1_lr5e-4]=""
+stage1[s1_steps200]="--max_steps 200";     stage2[s1_steps200]=""
+stage1[s2_tau1e-3]="";                     stage2[s2_tau1e-3]="--target_temperature 1e-3";                 reuse[s2_tau1e-3]=1
+stage1[s2_lr5e-4]="";                      stage2[s2_lr5e-4]="--learning_rate 5e-4";                        reuse[s2_lr5e-4]=1
+variants=("$@"); [ ${#variants[@]} -gt 0 ] || variants=(base s2_rows2048 s1_idf s1_lr5e-4 s1_steps200 s2_tau1e-3 s2_lr5e-4)
+if [ "${variants[0]}" = table ]; then
+  # One evaluation call, so every variant is scored on the same task instances and random draws
+  # (embeddings are cached from each variant's own run, so this only re-scores).
+  args=()
+  for done in "$root"/*/stage2/training_complete.json; do
+    v=$(basename "$(dirname "$(dirname "$done")")"); args+=(--model "$root/$v/stage2" --label "$v")
+  done
+  exec "$here/.venv/bin/text2token" evaluate "${args[@]}" --baselines untrained tfidf --quick 100 \
+    --output_dir "$root/table"
+fi
+for v in "${variants[@]}"; do
+  out="$root/$v"
+  if [ -n "${reuse[$v]:-}" ] && [ -f "$root/base/stage1/training_complete.json" ] && [ ! -e "$out/stage1" ]; then
+    mkdir -p "$out" && cp -r "$root/base/stage1" "$out/stage1"
+  fi
+  echo "== $v  stage1: ${stage1[$v]:-(recipe)}  stage2: ${stage2[$v]:-(recipe)}  $(date -u +%T)"
+  "$here/.venv/bin/text2token" pipeline --output_root "$out" --stage1_args "${stage1[$v]}" --stage2_args "${stage2[$v]}"
+done
