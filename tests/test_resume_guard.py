@@ -59,3 +59,21 @@ def test_pipeline_retrains_a_stage_started_from_other_weights(tmp_path):
     assert not (stage / "checkpoint-2").exists(), "checkpoints of the stale stage must not be resumed"
     pipeline.run_stage(config, started_from="new", train_fn=fake_train)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("change, named", [
+    (["--max_train_samples", "6"], r"data.max_train_samples: None -> 6"),
+    (["--max_steps", "3"], r"training.max_steps: 2 -> 3"),
+    (["--seed", "7"], r"training.seed: 42 -> 7"),
+])
+def test_a_finished_stage_is_reused_only_for_the_recipe_that_trained_it(first_run, tmp_path, change, named):
+    from text2token.commands.pipeline import run_stage
+
+    train, common = first_run  # a finished 2-step stage
+    marker = tmp_path / "run" / "training_complete.json"
+    before = marker.read_text()
+    assert run_stage(Path(common[1]), common[2:] + ["--max_steps", "2"])["global_step"] == 2  # same recipe: reused
+    with pytest.raises(ValueError, match=r"run is complete, but was trained with other settings than this recipe "
+                                         r"asks for: .*" + named + r".*Use another output folder"):
+        run_stage(Path(common[1]), common[2:] + ["--max_steps", "2"] + change)
+    assert marker.read_text() == before

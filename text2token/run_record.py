@@ -45,6 +45,25 @@ def run_record(model_args, data_args, training_args, *, targets_key: str | None,
     return record
 
 
+# What a finished stage was trained with beyond its run record: the data that shaped its targets or
+# texts, and how long it trained. Stored in the completion marker, so a complete stage is reused only
+# for the recipe that made it.
+DATA_FIELDS = ("corpus", "corpus_data_files", "corpus_split", "text_column", "max_train_samples", "targets",
+               "target_method", "weighting", "stopwords", "target_top_k", "target_temperature")
+
+
+def recipe_record(model_args, data_args, training_args) -> dict:
+    """The fields of a recipe that shape a finished stage's weights (the starting weights apart: the
+    pipeline checks those by digest)."""
+    record = run_record(model_args, data_args, training_args, targets_key=None)
+    record.pop("targets_key", None)
+    record.pop("backbone_digest", None)
+    record["model"].pop("backbone", None)
+    record["data"] = {name: _plain(getattr(data_args, name)) for name in DATA_FIELDS if hasattr(data_args, name)}
+    record["training"]["max_steps"] = training_args.max_steps
+    return record
+
+
 def read_record(output_dir: str | os.PathLike) -> dict | None:
     path = Path(output_dir) / RUN_RECORD
     return json.loads(path.read_text()) if path.is_file() else None

@@ -24,7 +24,7 @@ from ..backbones import weights_digest
 from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..distributed import barrier, is_main_process, join_process_group
 from ..report import pipeline_report
-from ..run_record import RUN_RECORD
+from ..run_record import RUN_RECORD, recipe_record, record_differences
 from . import evaluate as evaluate_command
 from .train import COMPLETE_MARKER, parse_args, train
 
@@ -49,6 +49,21 @@ def clear_stale_stage(output_dir: Path, marker_name: str, started_from: str) -> 
         path.unlink(missing_ok=True)
 
 
+def check_finished_recipe(marker: Path, wanted: dict) -> None:
+    """A complete stage is reused only for the recipe that trained it: refuse, naming the fields, when
+    the recipe asks for something else (a newer shipped recipe, a changed flag), rather than serve old
+    weights under the new recipe's name."""
+    stored = json.loads(marker.read_text()).get("recipe")
+    if stored is None:  # finished before completion markers recorded their recipe
+        logger.warning("%s does not record the recipe it was trained with: reusing it as it is", marker.parent)
+        return
+    differing = record_differences(stored, wanted)
+    if differing:
+        raise ValueError(f"{marker.parent} is complete, but was trained with other settings than this recipe asks "
+                         f"for: {'; '.join(differing)}. Use another output folder (--output_root), or delete this one "
+                         f"to retrain it")
+
+
 def run_stage(config: Path, flags: list[str] = (), overrides: dict | None = None, started_from: str | None = None,
               train_fn: Callable = train) -> dict:
     """Run one stage (YAML `config`, the user's extra `flags`, then `overrides`) unless it is complete.
@@ -63,6 +78,7 @@ def run_stage(config: Path, flags: list[str] = (), overrides: dict | None = None
             clear_stale_stage(output_dir, COMPLETE_MARKER, started_from)
         barrier()
     if marker.is_file():
+        check_finished_recipe(marker, recipe_record(model_args, data_args, training_args))
         logger.info("%s is complete (%s): skipping", output_dir, marker.name)
     else:
         train_fn(model_args, data_args, training_args)

@@ -31,7 +31,7 @@ from ..factory import (
 )
 from ..losses import loss_class
 from ..output_lock import acquire_output_lock
-from ..run_record import check_resume, run_record
+from ..run_record import check_resume, recipe_record, run_record
 from ..trainer import Text2TokenTrainer
 
 logger = logging.getLogger("text2token.train")
@@ -104,7 +104,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
         losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
         summary = {"global_step": trainer.state.global_step, "train_runtime_s": result.metrics.get("train_runtime"),
                    "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-                   "backbone_digest": backbone_digest}
+                   "backbone_digest": backbone_digest,
+                   "recipe": recipe_record(model_args, data_args, training_args)}
         marker = Path(training_args.output_dir) / COMPLETE_MARKER
         marker.with_suffix(".partial").write_text(json.dumps(summary, indent=2))
         marker.with_suffix(".partial").replace(marker)
