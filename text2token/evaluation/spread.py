@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from .suite import OVERALL, _fmt, _score_columns
+from .suite import OVERALL, _fmt, _score_columns, bar_chart
 
 SEED_MARK = "@seed"
 INSIDE_SPREAD = "≈"  # beside a cell whose difference from the reference row is not larger than the spread
@@ -92,29 +92,9 @@ def spread_markdown(mean: pd.DataFrame, std: pd.DataFrame, runs: pd.Series, refe
 
 def plot_spread(mean: pd.DataFrame, std: pd.DataFrame, png_path: str | Path) -> Path:
     """Bars of each system's per-type and overall averages, with ±1 std error bars over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     columns = [c for c in mean.columns if str(c).startswith("avg ")] + ([OVERALL] if OVERALL in mean.columns else [])
-    systems = list(mean.index)
-    width = 0.8 / max(len(systems), 1)
-    fig, ax = plt.subplots(figsize=(max(7, 1.7 * len(columns)), 4.2))
-    for i, system in enumerate(systems):
-        xs = [j + i * width for j in range(len(columns))]
-        ax.bar(xs, [mean.loc[system, c] for c in columns], width, yerr=[std.loc[system, c] for c in columns],
-               capsize=2, label=system)
-    ax.set_xticks([j + width * (len(systems) - 1) / 2 for j in range(len(columns))])
-    ax.set_xticklabels([str(c).removeprefix("avg ") for c in columns], rotation=15, ha="right")
-    ax.set_ylabel("main score (x100), mean ± std over seeds")
-    ax.legend(fontsize="small", ncol=2)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
-    return png_path
+    return bar_chart(mean[columns], png_path, "main score (x100), mean ± std over seeds",
+                     [str(c).removeprefix("avg ") for c in columns], errors=std[columns])
 
 
 def write_spread(table: pd.DataFrame, output_dir: str | Path, reference: str,

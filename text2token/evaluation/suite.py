@@ -173,22 +173,30 @@ def write_table(table: pd.DataFrame, output_dir: str | Path, stem: str = "summar
 
 def plot_table(table: pd.DataFrame, png_path: str | Path) -> Path:
     """Grouped bar chart: one group per task (plus the overall average), one bar per system."""
+    score_cols = _score_columns(table)  # extras such as wall times stay out of the chart
+    return bar_chart(table[score_cols], png_path, "main score (x100)",
+                     [str(c).removeprefix("Offline") for c in score_cols])
+
+
+def bar_chart(values: pd.DataFrame, png_path: str | Path, ylabel: str, tick_labels: list[str],
+              errors: pd.DataFrame | None = None) -> Path:
+    """One group of bars per column of `values`, one bar per row (system), optional ±`errors` bars."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: never needs a display
     import matplotlib.pyplot as plt
 
-    score_cols = _score_columns(table)  # extras such as wall times stay out of the chart
-    systems = list(table.index)
+    columns, systems = list(values.columns), list(values.index)
     width = 0.8 / max(len(systems), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(score_cols)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(columns)), 4.2))
     for i, system in enumerate(systems):
-        xs = [j + i * width for j in range(len(score_cols))]
-        ax.bar(xs, [table.loc[system, c] for c in score_cols], width, label=str(system))
-    ax.set_xticks([j + width * (len(systems) - 1) / 2 for j in range(len(score_cols))])
-    ax.set_xticklabels([str(c).removeprefix("Offline") for c in score_cols], rotation=20, ha="right")
-    ax.set_ylabel("main score (x100)")
-    ax.legend(fontsize="small")
+        xs = [j + i * width for j in range(len(columns))]
+        yerr = None if errors is None else [errors.loc[system, c] for c in columns]
+        ax.bar(xs, [values.loc[system, c] for c in columns], width, yerr=yerr, capsize=2, label=str(system))
+    ax.set_xticks([j + width * (len(systems) - 1) / 2 for j in range(len(columns))])
+    ax.set_xticklabels(tick_labels, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize="small", ncol=2 if len(systems) > 4 else 1)
     fig.tight_layout()
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
