@@ -4,7 +4,8 @@ huggingface_hub's own card classes."""
 import datasets
 from huggingface_hub import DatasetCard, ModelCard
 
-from text2token.hub import render_dataset_card, render_model_card
+from text2token.hub import render_model_card
+from text2token.hub_targets import render_dataset_card
 from text2token.targets import build_data_driven_targets, read_info
 
 from model_fixtures import SENTENCES

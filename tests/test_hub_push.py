@@ -16,7 +16,7 @@ from huggingface_hub import HfApi
 
 from text2token.arguments import Text2TokenTrainingArguments
 from text2token.checkpointing import model_file_paths
-from text2token.hub import load_target_dataset, push_targets_to_hub
+from text2token.hub_targets import load_target_dataset, push_targets_to_hub
 from text2token.targets import build_data_driven_targets, read_info, save_targets
 from text2token.trainer import Text2TokenTrainer
 
@@ -105,7 +105,7 @@ def test_targets_without_target_info_are_refused_unless_allowed(tiny_model, tmp_
 
 OFFLINE_LOAD = textwrap.dedent("""
     import json, sys
-    from text2token.hub import load_target_dataset
+    from text2token.hub_targets import load_target_dataset
     from text2token.targets import read_info
 
     cached, missing = sys.argv[1], sys.argv[2]

@@ -18,7 +18,8 @@ from transformers import AutoModel
 
 from text2token import Text2TokenModel
 from text2token.arguments import Text2TokenTrainingArguments
-from text2token.hub import load_target_dataset, push_targets_to_hub, render_model_card
+from text2token.hub import render_model_card
+from text2token.hub_targets import load_target_dataset, push_targets_to_hub
 from text2token.targets import build_data_driven_targets, read_info
 from text2token.targets.schema import INFO_FILE
 from text2token.trainer import Text2TokenTrainer
