@@ -71,6 +71,8 @@ def test_pipeline_logs_to_tensorboard_and_ends_with_a_report(tmp_path, tiny_back
     assert "](eval/summary.png)" in text and (root / "eval" / "summary.png").is_file()
     assert "| text2token-stage2 |" in text and "| untrained |" in text
     assert "Photosynthesis" in text and "| model.pooling | mean | mean |" in text
+    # The shipped recipes are named as a user types them, not by this machine's absolute path.
+    assert "- `stage1`: recipes/smollm2-135m/stage1.yaml" in text and str(ROOT) not in text.split("## Training")[0]
 
 
 def test_trackio_receives_the_loss_the_alignment_and_the_table(tmp_path, tiny_backbone_dir):

@@ -44,7 +44,7 @@ def log_history(stage_dir: str | Path) -> list[dict]:
 def _settings_table(settings: Mapping, stages: Mapping[str, Mapping]) -> str:
     """Pipeline options as a list, then each stage's recorded recipe and outcome as one Markdown table."""
     columns = list(stages)
-    options = [f"- `{key}`: {_cell(value)}" for key, value in settings.items()]
+    options = [f"- `{key}`: {_cell(_shown_path(value))}" for key, value in settings.items()]
     rows: dict[str, dict] = {}
     for name, stage in stages.items():
         record = flatten_record(read_record(stage["output_dir"]) or {})
@@ -57,6 +57,22 @@ def _settings_table(settings: Mapping, stages: Mapping[str, Mapping]) -> str:
         cells = [_cell(by_stage.get(c)) for c in columns]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# The source checkout the shipped recipes live in: their paths are shown relative to it.
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shown_path(value):
+    """An absolute path as the user would type it: relative to the working folder, or to the project
+    for a shipped recipe; other values (and paths elsewhere) as they are."""
+    if isinstance(value, (str, Path)) and str(value) and Path(value).is_absolute():
+        for base in (Path.cwd(), _PROJECT_ROOT):
+            try:
+                return str(Path(value).relative_to(base))
+            except ValueError:
+                continue
+    return value
 
 
 def _cell(value) -> str:
