@@ -62,13 +62,16 @@ SENTENCES = [
 ]
 
 
+def save_tiny_backbone(folder: Path, tokenizer) -> Path:
+    """A plain causal-LM folder (tiny random Llama + the real tokenizer), as users pass `--backbone`."""
+    tiny_backbone(len(tokenizer), tokenizer.pad_token_id).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def tiny_backbone_dir(tmp_path, real_tokenizer):
-    """A plain causal-LM folder (tiny random Llama + the real tokenizer), as users pass `--backbone`."""
-    folder = tmp_path / "backbone"
-    tiny_backbone(len(real_tokenizer), real_tokenizer.pad_token_id).save_pretrained(folder)
-    real_tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_backbone(tmp_path / "backbone", real_tokenizer)
 
 
 def load_recipe_script(name: str):

@@ -102,12 +102,10 @@ def _losses(output_dir):
 @pytest.fixture(scope="module")
 def training(tmp_path_factory, real_tokenizer):
     """The training command of these tests, and its uninterrupted run (shared by the cases)."""
-    from model_fixtures import tiny_backbone
+    from model_fixtures import save_tiny_backbone
 
     root = tmp_path_factory.mktemp("crash-training")
-    backbone = root / "backbone"
-    tiny_backbone(len(real_tokenizer), real_tokenizer.pad_token_id).save_pretrained(backbone)
-    real_tokenizer.save_pretrained(backbone)
+    backbone = save_tiny_backbone(root / "backbone", real_tokenizer)
     corpus = root / "corpus.txt"
     corpus.write_text("\n".join(f"{s} number {i}" for i in range(12) for s in SENTENCES))
 

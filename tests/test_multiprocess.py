@@ -93,12 +93,10 @@ def losses(output_dir, step=STEPS):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, real_tokenizer):
     """One process x batch 16 and two processes x batch 8 on the same data, seed and order."""
-    from model_fixtures import tiny_backbone
+    from model_fixtures import save_tiny_backbone
 
     root = tmp_path_factory.mktemp("ddp")
-    backbone = root / "backbone"
-    tiny_backbone(len(real_tokenizer), real_tokenizer.pad_token_id).save_pretrained(backbone)
-    real_tokenizer.save_pretrained(backbone)
+    backbone = save_tiny_backbone(root / "backbone", real_tokenizer)
     corpus = root / "corpus.txt"
     corpus.write_text("\n".join(f"{s} number {i}" for i in range(40) for s in SENTENCES))  # 160 texts
     outputs = {}
