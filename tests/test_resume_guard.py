@@ -77,3 +77,18 @@ def test_a_finished_stage_is_reused_only_for_the_recipe_that_trained_it(first_ru
                                          r"asks for: .*" + named + r".*Use another output folder"):
         run_stage(Path(common[1]), common[2:] + ["--max_steps", "2"] + change)
     assert marker.read_text() == before
+
+
+def test_a_stage_finished_before_markers_recorded_the_recipe_is_checked_by_its_steps(first_run, tmp_path):
+    import json
+
+    from text2token.commands.pipeline import run_stage
+
+    _, common = first_run
+    marker = tmp_path / "run" / "training_complete.json"
+    old = json.loads(marker.read_text())
+    old.pop("recipe")
+    marker.write_text(json.dumps(old))  # as a marker written by an older text2token
+    assert run_stage(Path(common[1]), common[2:] + ["--max_steps", "2"])["global_step"] == 2
+    with pytest.raises(ValueError, match=r"run is complete after 2 steps, but this recipe asks for 4"):
+        run_stage(Path(common[1]), common[2:] + ["--max_steps", "4"])

@@ -53,8 +53,14 @@ def check_finished_recipe(marker: Path, wanted: dict) -> None:
     """A complete stage is reused only for the recipe that trained it: refuse, naming the fields, when
     the recipe asks for something else (a newer shipped recipe, a changed flag), rather than serve old
     weights under the new recipe's name."""
-    stored = json.loads(marker.read_text()).get("recipe")
-    if stored is None:  # finished before completion markers recorded their recipe
+    finished = json.loads(marker.read_text())
+    stored = finished.get("recipe")
+    if stored is None:  # finished before completion markers recorded their recipe: its step count still tells
+        steps = wanted["training"].get("max_steps")
+        if steps and steps > 0 and finished.get("global_step") not in (None, steps):
+            raise ValueError(f"{marker.parent} is complete after {finished['global_step']} steps, but this recipe "
+                             f"asks for {steps}. Use another output folder (--output_root), or delete this one to "
+                             f"retrain it")
         logger.warning("%s does not record the recipe it was trained with: reusing it as it is", marker.parent)
         return
     differing = record_differences(stored, wanted)
