@@ -107,18 +107,19 @@ def compare(args: argparse.Namespace):
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"--seeds has repeats: {args.seeds}")
-    _, _, stage1_training = parse_args(["--config", str(args.stage1), *args.extra_args.split()])
-    models, wall, backbone = [], {}, None
+    # The untrained baseline is stage 1's starting point, --extra_args included (e.g. another --backbone).
+    stage1_model, _, stage1_training = parse_args(["--config", str(args.stage1), *args.extra_args.split()])
+    models, wall = [], {}
     for seed in args.seeds:
         root = seed_root(args.output_root, seed, stage1_training.seed)
         folders, seconds = train_seed(args, seed, root)
-        backbone = backbone or parse_args(["--config", str(args.stage1)])[0].backbone
         for system, folder in folders.items():
             models.append((seed_label(system, seed), folder))
             wall[seed_label(system, seed)] = round(seconds[system], 1)
     wall.update({"untrained": 0.0, "tfidf": 0.0, "minilm": None})
     output_dir = args.output_root / "compare"
-    table = evaluate(models, baselines=["untrained", "tfidf", "minilm"], backbone=backbone, quick=args.quick,
+    table = evaluate(models, baselines=["untrained", "tfidf", "minilm"], backbone=stage1_model.backbone,
+                     quick=args.quick,
                      max_length=args.max_length, output_dir=str(output_dir),
                      extras={label: {"train_wall_s": seconds} for label, seconds in wall.items()})
     pooled = write_spread(table, output_dir, REFERENCE)
