@@ -29,15 +29,15 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def _fields(args, names: tuple[str, ...]) -> dict:
+    return {name: _plain(getattr(args, name)) for name in names if hasattr(args, name)}
+
+
 def run_record(model_args, data_args, training_args, *, targets_key: str | None, backbone_digest: str = "") -> dict:
     """The record of a run: model and training fields, the targets' spec key (token targets) or the
     corpus fields (SimCSE, MNTP), and the digest of the starting weights when they are a local folder."""
-    model = {name: _plain(getattr(model_args, name)) for name in MODEL_FIELDS if hasattr(model_args, name)}
-    model["backbone"] = portable_backbone_name(model_args.backbone)
-    record = {"model": model,
-              "training": {name: _plain(getattr(training_args, name)) for name in TRAINING_FIELDS
-                           if hasattr(training_args, name)},
-              "backbone_digest": backbone_digest}
+    model = {**_fields(model_args, MODEL_FIELDS), "backbone": portable_backbone_name(model_args.backbone)}
+    record = {"model": model, "training": _fields(training_args, TRAINING_FIELDS), "backbone_digest": backbone_digest}
     if getattr(training_args, "loss", "token_targets") != "token_targets":  # SimCSE, MNTP: plain text
         record["data"] = {name: getattr(data_args, name) for name in SIMCSE_DATA_FIELDS}
     else:
@@ -55,13 +55,9 @@ DATA_FIELDS = ("corpus", "corpus_data_files", "corpus_split", "text_column", "ma
 def recipe_record(model_args, data_args, training_args) -> dict:
     """The fields of a recipe that shape a finished stage's weights (the starting weights apart: the
     pipeline checks those by digest)."""
-    record = run_record(model_args, data_args, training_args, targets_key=None)
-    record.pop("targets_key", None)
-    record.pop("backbone_digest", None)
-    record["model"].pop("backbone", None)
-    record["data"] = {name: _plain(getattr(data_args, name)) for name in DATA_FIELDS if hasattr(data_args, name)}
-    record["training"]["max_steps"] = training_args.max_steps
-    return record
+    model = _fields(model_args, tuple(name for name in MODEL_FIELDS if name != "backbone"))
+    training = {**_fields(training_args, TRAINING_FIELDS), "max_steps": training_args.max_steps}
+    return {"model": model, "training": training, "data": _fields(data_args, DATA_FIELDS)}
 
 
 def read_record(output_dir: str | os.PathLike) -> dict | None:
@@ -86,18 +82,23 @@ def record_differences(stored: dict, wanted: dict) -> list[str]:
             for name in sorted(set(flat_stored) | set(flat_wanted)) if flat_stored.get(name) != flat_wanted.get(name)]
 
 
+def refuse_differences(stored: dict, wanted: dict, what: str, asker: str, remedy: str) -> None:
+    """Raise when two records differ, naming each differing field: "<what> with other settings than
+    this <asker> asks for: <fields>. <remedy>"."""
+    differing = record_differences(stored, wanted)
+    if differing:
+        raise ValueError(f"{what} with other settings than this {asker} asks for: {'; '.join(differing)}. {remedy}")
+
+
 def check_resume(output_dir: str | os.PathLike, record: dict, *, checkpoint: str | None,
                  write: bool = True) -> None:
     """Refuse to resume from `checkpoint` when `output_dir`'s record differs from `record`, naming the
     fields; otherwise (a fresh run, or a matching one) write `record` there (atomically) if `write`."""
     stored = read_record(output_dir)
     if checkpoint and stored is not None:
-        differing = record_differences(stored, record)
-        if differing:
-            raise ValueError(
-                f"{output_dir} holds {Path(checkpoint).name}, trained with other settings than this run asks "
-                f"for: {'; '.join(differing)}. Resume with the settings it was started with, or train in a new "
-                f"output_dir (or delete its checkpoint-* folders to start over)")
+        refuse_differences(stored, record, f"{output_dir} holds {Path(checkpoint).name}, trained", "run",
+                           "Resume with the settings it was started with, or train in a new output_dir (or "
+                           "delete its checkpoint-* folders to start over)")
     if write:
         path = Path(output_dir) / RUN_RECORD
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from ..backbones import weights_digest
 from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..distributed import barrier, is_main_process, join_process_group
 from ..report import pipeline_report
-from ..run_record import RUN_RECORD, recipe_record, record_differences
+from ..run_record import RUN_RECORD, recipe_record, refuse_differences
 from . import evaluate as evaluate_command
 from .train import COMPLETE_MARKER, parse_args, train
 
@@ -63,11 +63,8 @@ def check_finished_recipe(marker: Path, wanted: dict) -> None:
                              f"retrain it")
         logger.warning("%s does not record the recipe it was trained with: reusing it as it is", marker.parent)
         return
-    differing = record_differences(stored, wanted)
-    if differing:
-        raise ValueError(f"{marker.parent} is complete, but was trained with other settings than this recipe asks "
-                         f"for: {'; '.join(differing)}. Use another output folder (--output_root), or delete this one "
-                         f"to retrain it")
+    refuse_differences(stored, wanted, f"{marker.parent} is complete, but was trained", "recipe",
+                       "Use another output folder (--output_root), or delete this one to retrain it")
 
 
 def run_stage(config: Path, flags: list[str] = (), overrides: dict | None = None, started_from: str | None = None,
