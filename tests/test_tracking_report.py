@@ -75,7 +75,7 @@ def test_pipeline_logs_to_tensorboard_and_ends_with_a_report(tmp_path, tiny_back
     assert "- `stage1`: recipes/smollm2-135m/stage1.yaml" in text and str(ROOT) not in text.split("## Training")[0]
 
 
-def test_trackio_receives_the_loss_the_alignment_and_the_table(tmp_path, tiny_backbone_dir):
+def test_trackio_and_tensorboard_together_receive_the_loss_the_alignment_and_the_table(tmp_path, tiny_backbone_dir):
     pytest.importorskip("trackio")
     from trackio.sqlite_storage import SQLiteStorage
 
@@ -86,13 +86,30 @@ def test_trackio_receives_the_loss_the_alignment_and_the_table(tmp_path, tiny_ba
         "--config", str(ROOT / "recipes/smollm2-135m/stage1.yaml"), "--backbone", str(tiny_backbone_dir),
         "--corpus", str(corpus), "--output_dir", str(out), "--per_device_train_batch_size", "4", "--max_steps", "3",
         "--save_steps", "3", "--logging_steps", "1", "--warmup_steps", "0", "--alignment_every", "1",
-        "--alignment_texts", "4", "--report_to", "trackio", "--project", project, "--run_name", "stage1"])
-    assert log_to_trackers(out, table_metrics({"tiny": {"Average": 42.5, "note": "text"}}), step=3) == ["trackio"]
+        "--alignment_texts", "4", "--report_to", "trackio", "tensorboard", "--project", project, "--run_name", "stage1"])
+    table = table_metrics({"tiny": {"Average": 42.5, "note": "text"}})
+    assert log_to_trackers(out, table, step=3) == ["trackio", "tensorboard"]
+
+    scalars = _scalars(out)  # the second tracker got the same stream
+    assert set(scalars["train/loss"]) == {1, 2, 3} and scalars["eval/tiny/Average"] == {3: 42.5}
 
     logs = SQLiteStorage.get_logs(project, "stage1")  # trackio's local store: no server, no network
     assert sum("train/loss" in e for e in logs) == 3
     assert sum("train/align_hit@10" in e for e in logs) == 3
     assert [e["eval/tiny/Average"] for e in logs if "eval/tiny/Average" in e] == [42.5]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--report_to", "tensorboard", "trackio"], ["tensorboard", "trackio"]),
+    (["--report_to", "tensorboard,trackio"], ["tensorboard", "trackio"]),
+    (["--report_to", "none"], []),
+    ([], ["tensorboard"]),  # the recipe's own
+])
+def test_report_to_takes_several_trackers(flags, expected):
+    from text2token.commands.train import parse_args
+
+    _, _, training_args = parse_args(["--config", str(ROOT / "recipes/smollm2-135m/stage1.yaml"), *flags])
+    assert training_args.report_to == expected
 
 
 def test_table_metrics_keeps_finite_numbers_only():

@@ -98,12 +98,18 @@ class Text2TokenTrainingArguments(TrainingArguments):
                 "texts (0: off); writes <output_dir>/alignment.png"})
     alignment_texts: int = field(default=64, metadata={"help": "Texts held out of training for --alignment_every."})
     save_safetensors: bool = True
+    # A list, so `--report_to tensorboard trackio` (and a YAML list) parse: the parent's `str | list`
+    # type makes the parser take one name only. A comma-separated string is split too.
+    report_to: list[str] = field(default_factory=lambda: ["none"], metadata={
+        "help": "Trackers to log to (tensorboard, trackio, wandb, mlflow...; several space- or comma-separated), "
+                "'all' or 'none'."})
     allow_unverified_targets: bool = field(default=False, metadata={
         "help": "Train on targets that carry no TargetInfo (text2token_targets.json), whose tokenizer cannot "
                 "be checked against the model's."})
 
     def __post_init__(self):
         self._resolve_loss_alias()
+        self.report_to = _tracker_names(self.report_to)
         # Before TrainingArguments sets up the device: join the launcher's group with ddp_timeout (gloo
         # on a machine without a GPU; Trainer's own CPU path would drop the timeout).
         join_process_group(self.ddp_timeout)
@@ -120,6 +126,12 @@ class Text2TokenTrainingArguments(TrainingArguments):
                           FutureWarning, stacklevel=3)
             self.loss, self.objective = self.objective, None
         loss_class(self.loss)  # an unknown name fails here, before any model loads
+
+
+def _tracker_names(report_to):
+    """`report_to` as the parent class takes it, with comma-separated names ("tensorboard,trackio") split."""
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    return [name.strip() for entry in names for name in str(entry).split(",") if name.strip()]
 
 
 class _RaisingParser(HfArgumentParser):
