@@ -9,14 +9,18 @@ set -euo pipefail
 root=${1:?usage: recipe_ablation.sh ROOT [VARIANT ...]}; shift || true
 here=$(cd "$(dirname "$0")/.." && pwd)
 declare -A stage1 stage2 reuse
+# `base` is the main recipe as shipped; every other variant changes one lever of it.
 stage1[base]="";                           stage2[base]=""
-stage1[s2_rows2048]="";                    stage2[s2_rows2048]="--max_train_samples 2048 --max_steps 128";  reuse[s2_rows2048]=1
+stage1[s2_rows1024]="";                    stage2[s2_rows1024]="--max_train_samples 1024 --max_steps 64";  reuse[s2_rows1024]=1
 stage1[s1_idf]="--weighting idf";          stage2[s1_idf]=""
 stage1[s1_lr5e-4]="--learning_rate 5e-4";  stage2[s1_lr5e-4]=""
 stage1[s1_steps200]="--max_steps 200";     stage2[s1_steps200]=""
 stage1[s2_tau1e-3]="";                     stage2[s2_tau1e-3]="--target_temperature 1e-3";                 reuse[s2_tau1e-3]=1
 stage1[s2_lr5e-4]="";                      stage2[s2_lr5e-4]="--learning_rate 5e-4";                        reuse[s2_lr5e-4]=1
-variants=("$@"); [ ${#variants[@]} -gt 0 ] || variants=(base s2_rows2048 s1_idf s1_lr5e-4 s1_steps200 s2_tau1e-3 s2_lr5e-4)
+stage1[bidir]="--attention bidirectional"; stage2[bidir]="--attention bidirectional"
+# Last-token pooling with PromptEOL (the model's default prompt); stage 2's tau follows it (1e-5).
+stage1[last]="--pooling last";             stage2[last]="--pooling last"
+variants=("$@"); [ ${#variants[@]} -gt 0 ] || variants=(base s2_rows1024 s1_idf s1_lr5e-4 s1_steps200 s2_tau1e-3 s2_lr5e-4 bidir last)
 if [ "${variants[0]}" = table ]; then
   # One evaluation call, so every variant is scored on the same task instances and random draws
   # (embeddings are cached from each variant's own run, so this only re-scores).
