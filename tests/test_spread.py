@@ -3,7 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from text2token.evaluation.spread import inside_spread, pool_seeds, seed_label, system_of, write_spread
+from text2token.evaluation.spread import (borrow_spread, inside_spread, pool_seeds, seed_label, system_of,
+                                          write_spread)
 
 
 def _table():
@@ -50,3 +51,32 @@ def test_written_files_carry_the_pooled_table(tmp_path):
     assert record["systems"]["tfidf"]["inside_spread_of_reference"] == ["TaskA", "avg STS", "Average"]
     assert record["systems"]["simcse"]["std"]["Average"] == pytest.approx(2 ** 0.5, abs=1e-4)
     assert (tmp_path / "seeds.png").stat().st_size > 1000 and out["runs"]["simcse"] == 2
+
+
+def test_one_seed_borrows_the_spread_of_a_several_seed_run(tmp_path):
+    write_spread(_table(), tmp_path / "quick", "t2t")  # the several-seed run: t2t and simcse have std 1.41
+    single = _table().drop([seed_label("t2t", 2), seed_label("simcse", 2)])  # one seed of each, full suite
+    single.loc[seed_label("simcse", 1), ["TaskA", "avg STS", "Average"]] = 58.0
+
+    mean, std, runs = pool_seeds(single)
+    borrowed_std, borrowed = borrow_spread(std, runs, tmp_path / "quick" / "seeds.json")
+    assert borrowed == ["t2t", "simcse"]  # tfidf had one run there too: nothing to borrow
+    assert borrowed_std.loc["simcse", "Average"] == pytest.approx(2 ** 0.5, abs=1e-4)
+    assert borrowed_std.loc["tfidf", "Average"] == 0.0 and std.loc["t2t", "Average"] == 0.0  # the input is kept
+
+    out = write_spread(single, tmp_path / "full", "t2t", spread_from=tmp_path / "quick" / "seeds.json")
+    markdown = (tmp_path / "full" / "seeds.md").read_text()
+    # |58 - 60| = 2 <= 1.41 + 1.41: inside the borrowed spread, where one seed alone would not say so.
+    assert "| simcse | 58.00 ± 1.41† ≈ |" in markdown and "| **t2t** | 60.00 ± 1.41† |" in markdown
+    assert "| tfidf | 61.50 |" in markdown and "†: one seed scored here" in markdown  # 1.5 > 1.41 + 0
+    record = json.loads((tmp_path / "full" / "seeds.json").read_text())
+    assert record["systems"]["simcse"]["seeds"] == 1 and "std_borrowed_from" in record["systems"]["simcse"]
+    assert "std_borrowed_from" not in record["systems"]["tfidf"] and out["borrowed"] == ["t2t", "simcse"]
+
+
+def test_a_file_that_is_no_seeds_json_is_named(tmp_path):
+    mean, std, runs = pool_seeds(_table())
+    bad = tmp_path / "summary.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="summary.json: not a seeds.json"):
+        borrow_spread(std, runs, bad)

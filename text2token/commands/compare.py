@@ -12,7 +12,9 @@ recipe's own seed trains under <output_root>/<system> (so the main job's folders
 other seed under <output_root>/seed-<N>/<system>. Then it scores all of them on one table and writes,
 under <output_root>/compare/: summary.* (one row per run) and seeds.md/.json/.png (mean ± std over
 seeds, with every difference from text2token-stage2 that is not larger than the spread marked ≈).
-Embeddings are cached, so a rerun only re-scores.
+Embeddings are cached, so a rerun only re-scores. Where several seeds of the whole suite cost too
+much, score one seed on it with `--spread_from <a several-seed run's seeds.json>` (e.g. a `--quick`
+cut's): each single-seed system then borrows that run's standard deviations, marked †.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=None, help="max_steps of every training run")
     parser.add_argument("--extra_args", default="", help="`text2token train` flags added to every run, quoted")
     parser.add_argument("--quick", type=int, default=None, metavar="N", help="cap each task at N rows")
+    parser.add_argument("--spread_from", type=Path, default=None, metavar="SEEDS_JSON",
+                        help="a seeds.json of an earlier several-seed compare (e.g. on a --quick cut): systems "
+                             "scored with one seed here borrow its standard deviations, marked †")
     parser.add_argument("--max_length", type=int, default=DEFAULT_INFERENCE_LENGTH,
                         help="tokens per text for every system (the table states it in max_tokens)")
     return parser
@@ -107,6 +112,8 @@ def compare(args: argparse.Namespace):
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"--seeds has repeats: {args.seeds}")
+    if args.spread_from is not None and not args.spread_from.is_file():  # before hours of training, not after
+        raise SystemExit(f"--spread_from {args.spread_from}: no such file")
     # The untrained baseline is stage 1's starting point, --extra_args included (e.g. another --backbone).
     stage1_model, _, stage1_training = parse_args(["--config", str(args.stage1), *args.extra_args.split()])
     models, wall = [], {}
@@ -122,7 +129,7 @@ def compare(args: argparse.Namespace):
                      quick=args.quick,
                      max_length=args.max_length, output_dir=str(output_dir),
                      extras={label: {"train_wall_s": seconds} for label, seconds in wall.items()})
-    pooled = write_spread(table, output_dir, REFERENCE)
+    pooled = write_spread(table, output_dir, REFERENCE, spread_from=args.spread_from)
     cut = f"each task capped at {args.quick} rows" if args.quick else "the full offline suite"
     print(f"\nMean ± std over seeds {', '.join(map(str, args.seeds))} ({cut}, {args.max_length} tokens):\n")
     print(pooled["markdown"])
