@@ -122,11 +122,12 @@ def spread_markdown(mean: pd.DataFrame, std: pd.DataFrame, runs: pd.Series, refe
     return "\n".join(lines) + "\n"
 
 
-def plot_spread(mean: pd.DataFrame, std: pd.DataFrame, png_path: str | Path) -> Path:
+def plot_spread(mean: pd.DataFrame, std: pd.DataFrame, png_path: str | Path,
+                label: str = "main score (x100), mean ± std over seeds") -> Path:
     """Bars of each system's per-type and overall averages, with ±1 std error bars over seeds."""
     columns = [c for c in mean.columns if str(c).startswith("avg ")] + ([OVERALL] if OVERALL in mean.columns else [])
-    return bar_chart(mean[columns], png_path, "main score (x100), mean ± std over seeds",
-                     [str(c).removeprefix("avg ") for c in columns], errors=std[columns])
+    return bar_chart(mean[columns], png_path, label, [str(c).removeprefix("avg ") for c in columns],
+                     errors=std[columns])
 
 
 def write_spread(table: pd.DataFrame, output_dir: str | Path, reference: str,
@@ -158,7 +159,9 @@ def write_spread(table: pd.DataFrame, output_dir: str | Path, reference: str,
                        "inside_spread_of_reference": [c for c in marks.columns if marks.loc[system, c]]}
               for system in mean.index}
     (output_dir / "seeds.json").write_text(json.dumps({"reference": reference, "systems": record}, indent=1) + "\n")
-    plot_spread(mean, std, output_dir / "seeds.png")
+    label = (f"main score (x100), one seed;\nerror bars: std over seeds in {Path(spread_from).name}"
+             if borrowed else "main score (x100), mean ± std over seeds")
+    plot_spread(mean, std, output_dir / "seeds.png", label)
     return {"markdown": markdown, "mean": mean, "std": std, "runs": runs, "borrowed": borrowed}
 
 
