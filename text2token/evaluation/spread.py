@@ -159,7 +159,7 @@ def write_spread(table: pd.DataFrame, output_dir: str | Path, reference: str,
                        "inside_spread_of_reference": [c for c in marks.columns if marks.loc[system, c]]}
               for system in mean.index}
     (output_dir / "seeds.json").write_text(json.dumps({"reference": reference, "systems": record}, indent=1) + "\n")
-    label = (f"main score (x100), one seed;\nerror bars: std over seeds in {Path(spread_from).name}"
+    label = (f"main score (x100), one seed;\nerror bars: std over seeds\nin {Path(spread_from).name}"
              if borrowed else "main score (x100), mean ± std over seeds")
     plot_spread(mean, std, output_dir / "seeds.png", label)
     return {"markdown": markdown, "mean": mean, "std": std, "runs": runs, "borrowed": borrowed}
