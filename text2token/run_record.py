@@ -39,7 +39,7 @@ def run_record(model_args, data_args, training_args, *, targets_key: str | None,
     model = {**_fields(model_args, MODEL_FIELDS), "backbone": portable_backbone_name(model_args.backbone)}
     record = {"model": model, "training": _fields(training_args, TRAINING_FIELDS), "backbone_digest": backbone_digest}
     if getattr(training_args, "loss", "token_targets") != "token_targets":  # SimCSE, MNTP: plain text
-        record["data"] = {name: getattr(data_args, name) for name in SIMCSE_DATA_FIELDS}
+        record["data"] = _fields(data_args, SIMCSE_DATA_FIELDS)
     else:
         record["targets_key"] = targets_key
     return record

@@ -14,6 +14,7 @@ then say so (``± s†``), and the marks use the borrowed spread.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from .suite import OVERALL, _fmt, _score_columns, bar_chart
 SEED_MARK = "@seed"
 INSIDE_SPREAD = "≈"  # beside a cell whose difference from the reference row is not larger than the spread
 BORROWED = "†"  # beside a standard deviation taken from another run's seeds.json
+SPREAD_AXIS = "main score (x100), mean ± std over seeds"
 
 
 def seed_label(system: str, seed: int) -> str:
@@ -59,8 +61,6 @@ def borrow_spread(std: pd.DataFrame, runs: pd.Series, seeds_json: str | Path) ->
     """`std` with each single-run system's row replaced by its standard deviation in `seeds_json`
     (written by :func:`write_spread` for a run with several seeds), where that run had several.
     Returns (std, the systems whose spread was borrowed)."""
-    import json
-
     path = Path(seeds_json)
     try:
         source = json.loads(path.read_text())["systems"]
@@ -123,7 +123,7 @@ def spread_markdown(mean: pd.DataFrame, std: pd.DataFrame, runs: pd.Series, refe
 
 
 def plot_spread(mean: pd.DataFrame, std: pd.DataFrame, png_path: str | Path,
-                label: str = "main score (x100), mean ± std over seeds") -> Path:
+                label: str = SPREAD_AXIS) -> Path:
     """Bars of each system's per-type and overall averages, with ±1 std error bars over seeds."""
     columns = [c for c in mean.columns if str(c).startswith("avg ")] + ([OVERALL] if OVERALL in mean.columns else [])
     return bar_chart(mean[columns], png_path, label, [str(c).removeprefix("avg ") for c in columns],
@@ -135,8 +135,6 @@ def write_spread(table: pd.DataFrame, output_dir: str | Path, reference: str,
                  spread_from: str | Path | None = None) -> dict[str, Any]:
     """Pool `table`'s seeds and write seeds.md, seeds.json and seeds.png to `output_dir`; with
     `spread_from` (an earlier seeds.json), single-run systems borrow their spread from it."""
-    import json
-
     mean, std, runs = pool_seeds(table)
     borrowed: list[str] = []
     if spread_from is not None:
@@ -160,7 +158,7 @@ def write_spread(table: pd.DataFrame, output_dir: str | Path, reference: str,
               for system in mean.index}
     (output_dir / "seeds.json").write_text(json.dumps({"reference": reference, "systems": record}, indent=1) + "\n")
     label = (f"main score (x100), one seed;\nerror bars: std over seeds\nin {Path(spread_from).name}"
-             if borrowed else "main score (x100), mean ± std over seeds")
+             if borrowed else SPREAD_AXIS)
     plot_spread(mean, std, output_dir / "seeds.png", label)
     return {"markdown": markdown, "mean": mean, "std": std, "runs": runs, "borrowed": borrowed}
 
