@@ -19,9 +19,13 @@ PROCESS_GROUP_TIMEOUT_S = 30
 
 
 def launch_env(**extra: str) -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
-            "TOKENIZERS_PARALLELISM": "false", "TEXT2TOKEN_DDP_TIMEOUT": str(PROCESS_GROUP_TIMEOUT_S),
-            "PYTHONPATH": str(ROOT), **extra}
+    """Single-threaded, with MKL's reproducible code path: results are compared bit for bit across
+    processes, and a float that differs in its last bit flips near-tied tokens at temperature 1e-4.
+    PYTHONPATH keeps conftest's network guard (sitecustomize) ahead of the repository."""
+    python_path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MKL_CBWR": "COMPATIBLE",
+            "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false",
+            "TEXT2TOKEN_DDP_TIMEOUT": str(PROCESS_GROUP_TIMEOUT_S), "PYTHONPATH": python_path, **extra}
 
 
 def command(script_args: list[str], num_processes: int = 2, module: bool = False) -> list[str]:

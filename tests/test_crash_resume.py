@@ -4,8 +4,11 @@ published), rerun the same command, and compare with an uninterrupted run. Slow:
 several Python processes.
 
 The random choices come from one seed, printed and shown in every failure message; rerun a failure
-with TEXT2TOKEN_CRASH_SEED=<seed>."""
+with TEXT2TOKEN_CRASH_SEED=<seed>.
 
+Results are compared bit for bit across processes, so every process runs in `launch_env()`."""
+
+import hashlib
 import os
 import random
 import signal
@@ -20,12 +23,14 @@ from safetensors.torch import load_file
 
 from text2token.targets import load_targets
 
+from launch_helpers import launch_env
 from model_fixtures import SENTENCES
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 SEED = int(os.environ.get("TEXT2TOKEN_CRASH_SEED") or random.SystemRandom().randrange(2**31))
 RNG = random.Random(SEED)
+ENV = launch_env()
 
 
 @pytest.fixture(autouse=True)
@@ -73,14 +78,16 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def _kill_when(command, ready, timeout=300):
-    """Start `command`, SIGKILL it soon after `ready()` holds; True if it was killed mid-run."""
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONHASHSEED": "0"})
+def _kill_when(command, ready, before, timeout=300):
+    """Start `command`; SIGKILL it at a random moment after `ready()` holds and at the latest when
+    `before()` does (a fixed delay alone can outlast a fast run); True if it was killed mid-run."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.time() + timeout
     while not ready() and process.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    time.sleep(RNG.uniform(0.0, 0.3))
+    kill_at = time.time() + RNG.uniform(0.0, 0.3)
+    while time.time() < kill_at and not before() and process.poll() is None:
+        time.sleep(0.002)
     killed = process.poll() is None
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -88,8 +95,7 @@ def _kill_when(command, ready, timeout=300):
 
 
 def _run(command):
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                   env={**os.environ, "PYTHONHASHSEED": "0"})
+    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
 
 
 def _losses(output_dir):
@@ -132,8 +138,9 @@ def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path, training)
     command, straight = training
     interrupted = tmp_path / "interrupted"
     step = RNG.choice([2, 4, 6])
-    context = f"seed {SEED}, killed soon after checkpoint-{step} appeared"
-    killed = _kill_when([sys.executable, *command(interrupted)], lambda: (interrupted / f"checkpoint-{step}").is_dir())
+    context = f"seed {SEED}, killed after checkpoint-{step} appeared, before checkpoint-{step + 2} did"
+    killed = _kill_when([sys.executable, *command(interrupted)], lambda: (interrupted / f"checkpoint-{step}").is_dir(),
+                        before=lambda: (interrupted / f"checkpoint-{step + 2}").is_dir())
     assert killed, f"the run finished before it could be killed ({context})"
     assert not (interrupted / "training_complete.json").exists()
     _run([sys.executable, *command(interrupted)])
@@ -149,7 +156,7 @@ def test_a_kill_during_a_save_resumes_to_the_uninterrupted_result(tmp_path, trai
                "publish": f"publish:{checkpoint}", "final": "final:config.json"}[where]
     context = f"seed {SEED}, TEXT2TOKEN_KILL_AT={kill_at}"
     killed = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, *command(interrupted)], cwd=ROOT,
-                            env={**os.environ, "PYTHONHASHSEED": "0", "TEXT2TOKEN_KILL_AT": kill_at},
+                            env={**ENV, "TEXT2TOKEN_KILL_AT": kill_at},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert killed.returncode == -signal.SIGKILL, f"{context}: the kill point was not reached\n{killed.stderr[-2000:]}"
     # The kill landed mid-save: nothing half-written is visible under a final name.
@@ -162,6 +169,26 @@ def test_a_kill_during_a_save_resumes_to_the_uninterrupted_result(tmp_path, trai
     _run([sys.executable, *command(interrupted)])
     _assert_same_result(interrupted, straight, context)
     assert not (interrupted / ".checkpoint-staging").exists() and not (interrupted / ".final-staging").exists()
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("h0-*.safetensors"))}
+
+
+def _file_ids(folder: Path) -> dict[str, tuple[int, int]]:
+    """Inode and modification time of each shard: a shard written again gets new ones."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("h0-*.safetensors")}
+
+
+def _assert_same_targets(resumed, straight, context: str) -> None:
+    """Column by column, naming the first differing row (a whole-dict diff of 6,000 rows hides it)."""
+    assert resumed.column_names == straight.column_names, context
+    for column in straight.column_names:
+        a, b = resumed[column], straight[column]
+        assert len(a) == len(b), f"{context}: {column} has {len(a)} rows, {len(b)} in the uninterrupted build"
+        differing = [row for row, (x, y) in enumerate(zip(a, b)) if x != y]
+        assert not differing, (f"{context}: {column} differs in {len(differing)} rows, first row {differing[0]}: "
+                               f"{a[differing[0]]} != {b[differing[0]]}")
 
 
 def test_killed_model_derived_build_resumes_to_the_same_dataset(tmp_path, tiny_model):
@@ -177,8 +204,15 @@ def test_killed_model_derived_build_resumes_to_the_same_dataset(tmp_path, tiny_m
     _run(command(tmp_path / "straight"))
     out = tmp_path / "interrupted"
     work = Path(f"{out}.work")
-    killed = _kill_when(command(out), lambda: len(list(work.glob("h0-*.safetensors"))) >= 3)
+    killed = _kill_when(command(out), lambda: len(list(work.glob("h0-*.safetensors"))) >= 3,
+                        before=lambda: len(list(work.glob("h0-*.safetensors"))) >= 6)
     assert killed, "the build finished before it could be killed"
     assert not out.exists(), "no half-written dataset under the final name"
+    before = _file_ids(work)
+    context = f"seed {SEED}, killed after {len(before)} of 20 shards"
     _run(command(out))
-    assert load_targets(out).to_dict() == load_targets(tmp_path / "straight").to_dict()
+    after = _digests(work)
+    # Resumed, not redone: the shards written before the kill are the same files, never rewritten.
+    assert {name: ids for name, ids in _file_ids(work).items() if name in before} == before, context
+    assert after == _digests(Path(f"{tmp_path / 'straight'}.work")), f"{context}: h0 shards differ"
+    _assert_same_targets(load_targets(out), load_targets(tmp_path / "straight"), context)

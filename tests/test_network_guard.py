@@ -10,6 +10,7 @@ import pytest
 
 from conftest import NETWORK_GUARD_LOG, refused_connections
 from hub_server import NetworkGuard
+from launch_helpers import launch_env
 
 OUTSIDE = ("203.0.113.7", 443)  # TEST-NET-3: documentation addresses, never routed
 
@@ -52,7 +53,9 @@ def test_the_guard_refuses_and_records_a_non_loopback_connect(own_refusals):
     assert stub.sent == [("127.0.0.1", 9), ("::1", 9, 0, 0)], "loopback must pass"
 
 
-def test_the_guard_is_on_in_subprocesses(own_refusals):
+@pytest.mark.parametrize("env", ["inherited", "launch_env"])
+def test_the_guard_is_on_in_subprocesses(own_refusals, env):
+    # launch_env() is what the multi-process and crash tests hand their subprocesses.
     child = f"""
 import json, sys
 sent = []
@@ -62,7 +65,8 @@ try:
 except OSError as exc:
     print(json.dumps({{"refused": str(exc), "sent": sent}}))
 """
-    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True,
+                            env=launch_env() if env == "launch_env" else None)
     report = json.loads(result.stdout)
     assert "refusing non-loopback host '203.0.113.7'" in report["refused"] and report["sent"] == []
     assert refused_connections()[-1].split(" ", 1)[1] == "socket.connect 203.0.113.7"
