@@ -16,20 +16,16 @@ Needs only the standard library and pyarrow (plus apt-get/dpkg when fetching).
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
 import json
-import os
 import platform
 import random
 import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from snapshot_files import ZSTD_LEVEL, build_from_package, package_version, sha256_file, write_parquet, write_text
 
 PACKAGE = "wordnet-base"
 # Pinned so that a plain rebuild fetches exactly the data the snapshot came from.
@@ -46,8 +42,6 @@ SEED = 0
 N_DEFINITIONS = 20_000
 N_EXAMPLES = 5_000
 MIN_CHARS = 15
-ZSTD_LEVEL = 19
-ROW_GROUP_SIZE = 1 << 20  # one row group; keeps the layout independent of defaults
 
 DEFAULT_OUT = Path("text2token/resources/corpora/wordnet_glosses")
 REBUILD_COMMAND = "python scripts/build_wordnet_corpus.py"
@@ -67,14 +61,6 @@ SCHEMA = pa.schema(
         ("synset_offset", pa.string()),
     ]
 )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def normalise(text: str) -> str:
@@ -174,67 +160,6 @@ def read_license(copyright_path: Path) -> tuple[str, str]:
     return name, notice
 
 
-def package_version(package_dir: Path) -> str:
-    """Binary version from DEBIAN/control if present, else from the Debian changelog."""
-    control = package_dir / "DEBIAN" / "control"
-    if control.exists():
-        for line in control.read_text(encoding="utf-8").splitlines():
-            if line.startswith("Version:"):
-                return line.split(":", 1)[1].strip()
-    with gzip.open(package_dir / CHANGELOG_FILE, "rt", encoding="utf-8") as f:
-        m = re.match(r"\S+ \(([^)]+)\)", f.readline())
-    if not m:
-        raise ValueError("cannot determine package version")
-    return m.group(1)
-
-
-def fetch_package(workdir: Path, version: str) -> Path:
-    """apt-get download + dpkg-deb -R (files plus DEBIAN/control) into workdir."""
-    subprocess.run(["apt-get", "download", f"{PACKAGE}={version}"], cwd=workdir, check=True)
-    (deb,) = workdir.glob(f"{PACKAGE}_*.deb")
-    print(f"fetched {deb.name} sha256={sha256_file(deb)}", file=sys.stderr)
-    tree = workdir / "pkg"
-    subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
-    return tree
-
-
-def write_atomic(path: Path, write) -> None:
-    """Write via a temp file in the same folder, then os.replace onto path."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_parquet(rows: list[dict], path: Path) -> None:
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
-    write_atomic(
-        path,
-        lambda tmp: pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            compression_level=ZSTD_LEVEL,
-            row_group_size=ROW_GROUP_SIZE,
-            write_statistics=False,
-        ),
-    )
-
-
-def write_text(path: Path, text: str) -> None:
-    def _write(tmp):
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-
-    write_atomic(path, _write)
-
-
 def build(package_dir: Path, out: Path) -> dict:
     wordnet_dir = package_dir / WORDNET_DIR
     rows = collect_texts(wordnet_dir)
@@ -242,7 +167,7 @@ def build(package_dir: Path, out: Path) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     parquet_path = out / "corpus.parquet"
-    write_parquet(picked, parquet_path)
+    write_parquet(picked, SCHEMA, parquet_path)
 
     license_name, notice = read_license(package_dir / COPYRIGHT_FILE)
     write_text(out / "LICENSE.wordnet", notice)
@@ -257,7 +182,7 @@ def build(package_dir: Path, out: Path) -> dict:
             "upstream": UPSTREAM,
             "upstream_homepage": "https://wordnet.princeton.edu/",
             "debian_package": PACKAGE,
-            "debian_version": package_version(package_dir),
+            "debian_version": package_version(package_dir, CHANGELOG_FILE),
             "files": {
                 (WORDNET_DIR / n).as_posix(): sha256_file(wordnet_dir / n) for n in DATA_FILES
             },
@@ -316,15 +241,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
 
-    if args.package_dir is not None:
-        manifest = build(args.package_dir, args.out)
-    else:
-        with tempfile.TemporaryDirectory(prefix="wordnet-base-") as tmp:
-            manifest = build(fetch_package(Path(tmp), args.package_version), args.out)
-
-    out = manifest["output"]
-    print(f"wrote {args.out / out['file']}: {out['rows']} rows {out['rows_by_kind']}, "
-          f"{out['bytes']} bytes, sha256 {out['sha256']}")
+    build_from_package(lambda tree: build(tree, args.out), PACKAGE, args.package_version, args.package_dir, args.out)
     return 0
 
 

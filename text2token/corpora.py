@@ -8,17 +8,31 @@ from pathlib import Path
 
 import datasets
 
+from .backbones import cache_root
 from .files import read_or_name_the_file
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CORPUS = "wordnet-glosses"
 _PACKAGED = {DEFAULT_CORPUS: "corpora/wordnet_glosses/corpus.parquet"}
+# Corpora whose license keeps them out of the wheel: a builder in the repository writes them into the
+# cache, where the name finds them (GCIDE is GPL-2.0-or-later).
+_BUILT = {"gcide": ("corpora/gcide/corpus.parquet", "python scripts/build_gcide_corpus.py")}
 _FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 
 
 def packaged_corpus_path(name: str) -> Path:
     return Path(str(resources.files("text2token.resources").joinpath(_PACKAGED[name])))
+
+
+def built_corpus_path(name: str) -> Path:
+    """Where `name`'s builder writes it (under `$TEXT2TOKEN_CACHE`); a clear error until it has run."""
+    relative, command = _BUILT[name]
+    path = cache_root() / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus {name} is built on this machine, not shipped: run `{command}` from a "
+                                f"clone of the text2token repository to write {path}")
+    return path
 
 
 def load_corpus(
@@ -31,18 +45,21 @@ def load_corpus(
 ) -> datasets.Dataset:
     """Load a text corpus as a `datasets.Dataset`.
 
-    `source` is one of: a packaged corpus name (`wordnet-glosses`); a `.txt` file (one text per
+    `source` is one of: a packaged corpus name (`wordnet-glosses`); a corpus built into the cache by a
+    repository script (`gcide`: `python scripts/build_gcide_corpus.py`); a `.txt` file (one text per
     non-blank line); a `.parquet`/`.csv`/`.json`/`.jsonl` file; a folder written by `save_to_disk`;
     or a Hub dataset id (`load_dataset(source, split=split)`). `data_files` picks files of a Hub
     dataset (the paper's stage-2 corpus is one file, `wiki1m_for_simcse.txt`, of
     `princeton-nlp/datasets-for-simcse`).
     """
     path = Path(source)
-    if data_files and (source in _PACKAGED or path.exists()):
+    named = source in _PACKAGED or source in _BUILT
+    if data_files and (named or path.exists()):
         raise ValueError(f"corpus_data_files={data_files!r} picks files of a Hub dataset, but corpus {source} is "
-                         f"{'packaged' if source in _PACKAGED else 'a local path'}: drop corpus_data_files")
-    if source in _PACKAGED:
-        dataset = datasets.Dataset.from_parquet(str(packaged_corpus_path(source)))
+                         f"{'a named corpus' if named else 'a local path'}: drop corpus_data_files")
+    if named:
+        dataset = datasets.Dataset.from_parquet(
+            str(packaged_corpus_path(source) if source in _PACKAGED else built_corpus_path(source)))
     elif path.suffix == ".txt":
         if not path.is_file():
             raise FileNotFoundError(f"corpus file {source} does not exist")
