@@ -101,7 +101,7 @@ def test_corpus_data_files_are_refused_for_a_local_corpus(tmp_path):
     with pytest.raises(ValueError, match=r"corpus_data_files=\['x.txt'\] picks files of a Hub dataset, but corpus "
                                          r".*corpus.txt is a local path"):
         load_corpus(str(corpus), data_files=["x.txt"])
-    with pytest.raises(ValueError, match="corpus wordnet-glosses is packaged"):
+    with pytest.raises(ValueError, match="corpus wordnet-glosses is a named corpus"):
         load_corpus("wordnet-glosses", data_files=["x.txt"])
 
 
@@ -240,6 +240,7 @@ def test_compare_trains_every_system_per_seed_and_pools_the_seeds(tmp_path, tiny
     (["--target_method", "model", "--weighting", "idf"], "weighting='idf' applies to data-driven targets"),
     (["--target_temperature", "0.001"], "target_temperature applies to model-derived targets"),
     (["--pooling", "last", "--prompt", "{text}"], "last pooling reads the token after the prompt"),
+    (["--stopwords", "no/such/words.txt"], "stopwords='no/such/words.txt': expected one of .*no such file"),
 ])
 def test_conflicting_recipe_options_are_refused(flags, message):
     from text2token.arguments import check_recipe

@@ -10,6 +10,7 @@ from text2token.targets import (
     nltk_english_stopwords,
     load_targets,
     read_info,
+    resolve_stopwords,
     save_targets,
     tokenizer_fingerprint,
 )
@@ -53,6 +54,28 @@ def test_nltk_list_is_the_default_and_differs_from_sklearn_where_the_review_foun
     assert read_info(default).params["stopwords"] == "nltk"
     with pytest.raises(ValueError, match="stopwords='spacy'"):
         build_data_driven_targets(_corpus([text]), real_tokenizer, stopwords="spacy")
+
+
+def test_a_stopword_file_is_read_and_recorded_by_its_words_not_its_name(tmp_path, real_tokenizer):
+    text = "The cat is not happy, and no dog is"
+    words = tmp_path / "negation-kept.txt"
+    words.write_text("# NLTK's list less the negations\n" + "\n".join(sorted(nltk_english_stopwords() - {"no", "not"})))
+    targets = build_data_driven_targets(_corpus([text]), real_tokenizer, stopwords=words)
+    assert {real_tokenizer.decode([i]).strip() for i in targets[0]["target_ids"]} == {"cat", "not", "happy", "no", "dog"}
+    name = read_info(targets).params["stopwords"]
+    assert name.startswith(f"custom ({len(nltk_english_stopwords()) - 2} words, sha256 ")
+    # The same words in another order, case and file, or as a list, get the same name (so the same
+    # target spec); one word swapped for another does not.
+    shuffled = tmp_path / "other.txt"
+    shuffled.write_text(" ".join(w.upper() for w in sorted(nltk_english_stopwords() - {"no", "not"}, reverse=True)))
+    assert resolve_stopwords(shuffled)[1] == resolve_stopwords(list(nltk_english_stopwords() - {"no", "not"}))[1] == name
+    assert resolve_stopwords(nltk_english_stopwords() - {"no", "nor"})[1] != name
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.txt: not UTF-8 text"):
+        resolve_stopwords(latin1)
+    with pytest.raises(ValueError, match="no such file"):
+        resolve_stopwords(tmp_path / "missing.txt")
 
 
 def test_whitespace_and_special_pieces_never_become_targets(real_tokenizer):

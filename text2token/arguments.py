@@ -27,6 +27,7 @@ from .losses import (
     loss_class,
 )
 from .distributed import join_process_group
+from .targets.data_driven import resolve_stopwords
 
 
 @dataclass
@@ -50,7 +51,7 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     corpus: str = field(default=DEFAULT_CORPUS, metadata={
-        "help": "Packaged corpus name, a .txt/.parquet/.csv/.jsonl file, a saved dataset folder, or a Hub dataset id."})
+        "help": "Named corpus (packaged `wordnet-glosses`, or `gcide` once scripts/build_gcide_corpus.py has built it), a .txt/.parquet/.csv/.jsonl file, a saved dataset folder, or a Hub dataset id."})
     text_column: str = "text"
     corpus_split: str = "train"
     corpus_data_files: list[str] | None = field(default=None, metadata={
@@ -63,7 +64,8 @@ class DataArguments:
                 "needs --backbone to be a trained Text2Token model)"})
     weighting: str = field(default="uniform", metadata={"help": "Data-driven weighting: uniform (paper) | idf"})
     stopwords: str = field(default="nltk", metadata={
-        "help": "Data-driven stopword list: nltk (the paper's, shipped with text2token) | sklearn | none"})
+        "help": "Data-driven stopword list: nltk (the paper's, shipped with text2token) | sklearn | none | "
+                "a file of words (whitespace-separated, # comments)"})
     target_top_k: int | None = field(default=None, metadata={
         "help": "Keep at most this many target tokens (model-derived default: 32)."})
     target_temperature: float | None = field(default=None, metadata={
@@ -194,6 +196,11 @@ def check_recipe(model_args: ModelArguments, data_args: DataArguments, training_
         problems.append(f"weighting={data_args.weighting!r} applies to data-driven targets, not target_method=model")
     if data_args.target_method == "model" and data_args.stopwords != "nltk":
         problems.append(f"stopwords={data_args.stopwords!r} applies to data-driven targets, not target_method=model")
+    if data_args.target_method == "data":
+        try:
+            resolve_stopwords(data_args.stopwords)
+        except (OSError, ValueError) as exc:
+            problems.append(str(exc))
     if data_args.target_method == "data" and data_args.target_temperature is not None:
         problems.append("target_temperature applies to model-derived targets (target_method=model)")
     if model_args.pooling == "last" and model_args.prompt == "{text}":

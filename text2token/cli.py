@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--text_column", default="text")
     build.add_argument("--max_rows", type=int, default=None)
     build.add_argument("--weighting", choices=["uniform", "idf"], default="uniform")
-    build.add_argument("--stopwords", choices=["nltk", "sklearn", "none"], default="nltk",
-                       help="data: stopword list (nltk is the paper's)")
+    build.add_argument("--stopwords", default="nltk",
+                       help="data: stopword list: nltk (the paper's) | sklearn | none | a file of words")
     build.add_argument("--max_length", type=int, default=128,
                        help="data: truncate each text's target tokens at the model's training length")
     build.add_argument("--top_k", type=int, default=None)

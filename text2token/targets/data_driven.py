@@ -3,18 +3,21 @@
 As the authors' code builds them: `[\W_]+` becomes a space; words whose lowercase form is in NLTK's
 English stopword list (plus `! , . ?`) are dropped; the rest is tokenized with the backbone's tokenizer,
 truncated at the model's training length; special tokens and whitespace-only pieces are dropped; the
-mass is spread uniformly over the unique token ids. Other stopword lists (`sklearn`, `none`), `idf`
-weighting (document frequencies over the same corpus) and a `top_k` cap are this project's options
-beside it; the defaults stay the paper's.
+mass is spread uniformly over the unique token ids. Other stopword lists (`sklearn`, `none`, a file
+or list of the user's own words), `idf` weighting (document frequencies over the same corpus) and a
+`top_k` cap are this project's options beside it; the defaults stay the paper's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 import re
 from collections.abc import Iterable
 from importlib import resources
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -57,18 +60,35 @@ def sklearn_english_stopwords() -> frozenset[str]:
     return frozenset(ENGLISH_STOP_WORDS)
 
 
-def resolve_stopwords(stopwords: str | Iterable[str]) -> tuple[frozenset[str], str]:
-    """The word set and the name recorded in `TargetInfo` for a list name or a custom word list."""
-    if isinstance(stopwords, str):
-        if stopwords == "nltk":
+def read_stopword_file(path: str | os.PathLike) -> frozenset[str]:
+    """The words of a stopword file: whitespace-separated, any case, `#` starts a comment."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"stopword file {os.fspath(path)}: not UTF-8 text (byte {exc.start})") from None
+    return frozenset(w.lower() for line in text.splitlines() for w in line.split("#", 1)[0].split())
+
+
+def resolve_stopwords(stopwords: str | os.PathLike | Iterable[str]) -> tuple[frozenset[str], str]:
+    """The word set and the name recorded in `TargetInfo` for a list name, a file of words, or a list
+    of words. The name of a user's own list is its size and digest, so the target spec's key (and so
+    reuse) follows the words themselves, not a file name."""
+    if isinstance(stopwords, (str, os.PathLike)):
+        name = os.fspath(stopwords)
+        if name == "nltk":
             return nltk_english_stopwords(), "nltk"
-        if stopwords == "sklearn":
+        if name == "sklearn":
             return sklearn_english_stopwords(), "sklearn"
-        if stopwords == "none":
+        if name == "none":
             return frozenset(), "none"
-        raise ValueError(f"stopwords={stopwords!r}: expected one of {STOPWORD_LISTS} or a list of words")
-    words = frozenset(w.lower() for w in stopwords)
-    return words, f"custom ({len(words)} words)"
+        if not os.path.isfile(name):
+            raise ValueError(f"stopwords={name!r}: expected one of {STOPWORD_LISTS}, a file of words (there is "
+                             f"no such file) or a list of words")
+        words = read_stopword_file(name)
+    else:
+        words = frozenset(w.lower() for w in stopwords)
+    digest = hashlib.sha256("\n".join(sorted(words)).encode("utf-8")).hexdigest()[:12]
+    return words, f"custom ({len(words)} words, sha256 {digest})"
 
 
 def content_text(text: str, stopwords: Iterable[str]) -> str:
@@ -172,7 +192,7 @@ def build_data_driven_targets(
     text_column: str = TEXT,
     weighting: str = "uniform",
     top_k: int | None = None,
-    stopwords: str | Iterable[str] = "nltk",
+    stopwords: str | os.PathLike | Iterable[str] = "nltk",
     max_length: int | None = None,
     backbone: str = "",
     corpus: str = "",
@@ -181,10 +201,11 @@ def build_data_driven_targets(
 ) -> datasets.Dataset:
     """Return `dataset`'s texts with their data-driven target distributions as Arrow columns.
 
-    `stopwords`: "nltk" (the paper's), "sklearn", "none", or a custom word list. `max_length`: the
-    model's training length; the target tokenization is truncated there, so no target names a token
-    the model never sees (None: no truncation). Texts whose target is empty (only stopwords or
-    punctuation) are dropped, counted in the log and in the dataset's `TargetInfo.dropped`.
+    `stopwords`: "nltk" (the paper's), "sklearn", "none", a file of words, or a list of words.
+    `max_length`: the model's training length; the target tokenization is truncated there, so no
+    target names a token the model never sees (None: no truncation). Texts whose target is empty
+    (only stopwords or punctuation) are dropped, counted in the log and in the dataset's
+    `TargetInfo.dropped`.
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting={weighting!r}: expected one of {WEIGHTINGS}")

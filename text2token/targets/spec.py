@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def _flatten(spec: dict) -> dict:
 def resolve_params(method: str, *, pooling: str, max_length: int, prompt: str | None = None,
                    attention: str = "causal", text_column: str = "text", weighting: str = "uniform",
                    top_k: int | None = None, temperature: float | None = None,
-                   stopwords: str | Iterable[str] = "nltk") -> dict:
+                   stopwords: str | os.PathLike | Iterable[str] = "nltk") -> dict:
     """Every parameter of a build with its default filled in: the one place defaults live. The
     result equals the `params` the builder records in `TargetInfo`."""
     if method == "data":
