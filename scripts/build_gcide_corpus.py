@@ -233,8 +233,7 @@ def by_kind(rows: list[dict]) -> dict:
 
 def default_out() -> Path:
     # The rule of text2token.backbones.cache_root, restated so the builder runs without the project installed.
-    cache = os.environ.get("TEXT2TOKEN_CACHE") or str(Path.home() / ".cache" / "text2token")
-    return Path(cache) / "corpora" / "gcide"
+    return Path(os.environ.get("TEXT2TOKEN_CACHE", Path.home() / ".cache" / "text2token")) / "corpora" / "gcide"
 
 
 def build(package_dir: Path, out: Path, eval_suite: Path = EVAL_SUITE) -> dict:
