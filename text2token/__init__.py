@@ -5,9 +5,8 @@ from transformers import AutoConfig, AutoModel
 from .adapters import LoraSettings
 from .configuration import PROMPT_EOL, Text2TokenConfig
 from .losses import LOSSES, MNTPLoss, SimCSELoss, TokenTargetKLLoss, TokenTargetLoss
+from ._version import __version__
 from .modeling import Text2TokenModel, Text2TokenOutput
-
-__version__ = "0.1.0"
 
 AutoConfig.register(Text2TokenConfig.model_type, Text2TokenConfig, exist_ok=True)
 AutoModel.register(Text2TokenConfig, Text2TokenModel, exist_ok=True)

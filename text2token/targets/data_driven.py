@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 from transformers import PreTrainedTokenizerBase
 
-from .. import __version__
+from .._version import __version__
 from .schema import (
     TARGET_IDS,
     TARGET_WEIGHTS,

@@ -33,7 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .._version import __version__
 from ..distributed import all_reduce_sum, any_rank, barrier, is_main_process, rank, split_evenly, world_size
 from .schema import (
     TARGET_IDS,
