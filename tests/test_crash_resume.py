@@ -197,8 +197,8 @@ def test_killed_model_derived_build_resumes_to_the_same_dataset(tmp_path, tiny_m
     corpus.write_text("\n".join(f"{s} variant {i}" for i in range(1500) for s in SENTENCES))
 
     def command(out):
-        return [sys.executable, "-m", "text2token.cli", "targets", "build", "--method", "model", "--backbone",
-                str(tmp_path / "model"), "--corpus", str(corpus), "--top_k", "8", "--shard_size", "300",
+        return [sys.executable, "-m", "text2token.cli", "targets", "build", "--target_method", "model", "--backbone",
+                str(tmp_path / "model"), "--corpus", str(corpus), "--target_top_k", "8", "--target_shard_size", "300",
                 "--output", str(out)]
 
     _run(command(tmp_path / "straight"))

@@ -188,12 +188,12 @@ def test_cli_builds_both_kinds_of_targets(tmp_path, tiny_backbone_dir, tiny_mode
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES))
-    cli(["targets", "build", "--method", "data", "--backbone", str(tiny_backbone_dir), "--corpus", str(corpus),
+    cli(["targets", "build", "--target_method", "data", "--backbone", str(tiny_backbone_dir), "--corpus", str(corpus),
          "--output", str(tmp_path / "data")])
     assert read_info(load_targets(tmp_path / "data")).method == "data"
     tiny_model.save_pretrained(tmp_path / "model")
-    cli(["targets", "build", "--method", "model", "--backbone", str(tmp_path / "model"), "--corpus", str(corpus),
-         "--top_k", "4", "--output", str(tmp_path / "model-targets")])
+    cli(["targets", "build", "--target_method", "model", "--backbone", str(tmp_path / "model"), "--corpus", str(corpus),
+         "--target_top_k", "4", "--output", str(tmp_path / "model-targets")])
     targets = load_targets(tmp_path / "model-targets")
     assert read_info(targets).method == "model" and len(targets[0]["target_ids"]) == 4
     assert (tmp_path / "model-targets" / "corpus_prior.safetensors").is_file()

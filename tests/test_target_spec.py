@@ -10,8 +10,8 @@ import torch
 
 from text2token import Text2TokenModel
 from text2token.arguments import DataArguments
-from text2token.factory import prepare_targets
-from text2token.targets import load_targets, read_info
+from text2token.commands.train import plan_targets
+from text2token.targets import load_targets, obtain, read_info
 from text2token.targets.spec import TargetSpec, resolve_params, text_fingerprint
 
 from model_fixtures import SENTENCES
@@ -25,11 +25,19 @@ def _corpus_file(tmp_path, texts=TEXTS):
     return path
 
 
+def prepare_targets(model, args, output_dir):
+    """What `text2token train` does for its targets: the user's own, or reused / built in <output_dir>/targets."""
+    spec, corpus, supplied = plan_targets(model, args)
+    if supplied is not None:
+        return supplied
+    return obtain(spec, corpus, model, os.path.join(output_dir, "targets"), shard_size=args.target_shard_size)
+
+
 def _build(model, tmp_path, caplog, **overrides):
     """prepare_targets into tmp_path/out; returns the targets and whether they were rebuilt."""
     args = DataArguments(corpus=str(tmp_path / "corpus.txt"), **overrides)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="text2token.factory"):
+    with caplog.at_level(logging.INFO, logger="text2token.targets.lifecycle"):
         targets = prepare_targets(model, args, str(tmp_path / "out"))
     return targets, "Reusing the targets" not in caplog.text
 
@@ -116,8 +124,8 @@ def test_supplied_targets_that_differ_from_the_run_are_refused_naming_fields(tin
     folder = str(tmp_path / "out" / "targets")
     supplied = prepare_targets(tiny_model, DataArguments(targets=folder), str(tmp_path / "other"))
     assert len(supplied) == len(load_targets(folder))
-    with pytest.raises(ValueError, match=r"differ from what this run asks for: method: 'data' \(targets\) vs "
-                                         r"'model' \(this run\); params.top_k: None \(targets\) vs 5"):
+    with pytest.raises(ValueError, match=r"differ from what this run asks for \(targets -> this run\): "
+                                         r"method: 'data' -> 'model'; params.top_k: None -> 5\. Rebuild them"):
         prepare_targets(tiny_model, DataArguments(targets=folder, target_method="model", target_top_k=5),
                         str(tmp_path / "other"))
 
@@ -128,12 +136,16 @@ def test_cli_reuses_only_targets_of_the_same_spec(tiny_backbone_dir, tmp_path, c
     _corpus_file(tmp_path)
     argv = ["targets", "build", "--backbone", str(tiny_backbone_dir), "--corpus", str(tmp_path / "corpus.txt"),
             "--output", str(tmp_path / "t")]
+    caplog.set_level(logging.INFO, logger="text2token.targets.lifecycle")
     cli(argv)
-    assert "wrote" in capsys.readouterr().out
+    assert f"{len(TEXTS)} rows of data targets" in capsys.readouterr().out and "Saved" in caplog.text
+    caplog.clear()
     cli(argv)
-    assert "nothing to build" in capsys.readouterr().out
-    cli(argv + ["--max_rows", "3"])
-    assert "wrote 3 rows" in capsys.readouterr().out and "max_rows: None -> 3" in caplog.text
+    assert "Reusing the targets" in caplog.text and "Saved" not in caplog.text
+    cli(argv + ["--max_train_samples", "3"])
+    assert "3 rows of data targets" in capsys.readouterr().out and "max_rows: None -> 3" in caplog.text
     (tmp_path / "notes").mkdir()
-    with pytest.raises(SystemExit, match="notes exists and is not a target dataset"):
+    (tmp_path / "notes" / "todo.txt").write_text("not targets")
+    with pytest.raises(ValueError, match="notes exists and is not a target dataset"):
         cli(argv[:-1] + [str(tmp_path / "notes")])
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "not targets"

@@ -82,7 +82,7 @@ def test_gradient_checkpointing_still_trains_lora(tiny_model, tmp_path):
 
 
 def test_simcse_loss_trains_on_plain_text(tiny_model, tmp_path):
-    from text2token.factory import load_training_texts
+    from text2token.commands.train import load_training_texts
     from text2token.arguments import DataArguments
 
     corpus = tmp_path / "c.txt"

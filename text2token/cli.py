@@ -38,9 +38,9 @@ def _explain(args) -> None:
 
 
 def _build_targets(args) -> None:
-    from .commands.targets import build_targets
+    from .commands.targets import run
 
-    build_targets(args)
+    run(args)
 
 
 def _export(args) -> None:
@@ -51,8 +51,7 @@ def _export(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .backbones import EMBEDDED_DEFAULT
-    from .corpora import DEFAULT_CORPUS
+    from .commands.targets import build_parser as build_target_parser
 
     parser = argparse.ArgumentParser(prog="text2token", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,29 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser(name, help=help_text, add_help=False)
 
     targets = commands.add_parser("targets", help="build target datasets").add_subparsers(dest="action", required=True)
-    build = targets.add_parser("build", help="build a target dataset from a corpus (reused when its spec is unchanged)")
-    build.add_argument("--method", choices=["data", "model"], default="data",
-                       help="data: the text's own tokens; model: tokens a trained Text2Token model derives")
-    build.add_argument("--backbone", default=EMBEDDED_DEFAULT,
-                       help="tokenizer source (data), or the trained Text2Token model (model)")
-    build.add_argument("--corpus", default=DEFAULT_CORPUS)
-    build.add_argument("--text_column", default="text")
-    build.add_argument("--max_rows", type=int, default=None)
-    build.add_argument("--weighting", choices=["uniform", "idf"], default="uniform")
-    build.add_argument("--stopwords", default="nltk",
-                       help="data: stopword list: nltk (the paper's) | sklearn | none | a file of words")
-    build.add_argument("--max_length", type=int, default=128,
-                       help="data: truncate each text's target tokens at the model's training length")
-    build.add_argument("--top_k", type=int, default=None)
-    build.add_argument("--temperature", type=float, default=None, help="model: tau (default the paper's)")
-    build.add_argument("--work_dir", default=None, help="model: resumable shards (default <output>.work)")
-    build.add_argument("--shard_size", type=int, default=1024, help="model: texts per resumable shard")
-    build.add_argument("--num_proc", type=int, default=None,
-                       help="data: tokenizer worker processes (datasets.map num_proc) for large corpora")
-    build.add_argument("--ddp_timeout", type=float, default=None,
-                       help="seconds a collective may wait under a multi-process launch (default 1800, or "
-                            "$TEXT2TOKEN_DDP_TIMEOUT)")
-    build.add_argument("--output", required=True)
+    build = targets.add_parser("build", parents=[build_target_parser(add_help=False)],
+                               help="build a target dataset from a corpus (reused when its spec is unchanged); "
+                                    "the data options are training's (--target_method, --target_temperature, ...)")
     build.set_defaults(run=_build_targets)
 
     explain = commands.add_parser("explain", help="print each text's top vocabulary tokens under a model, "

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .alignment import plot_alignment
-from .run_record import flatten_record, read_record
+from .records import flatten_record
+from .run_record import read_record
 from .tracking import log_to_trackers, table_metrics
 
 logger = logging.getLogger(__name__)

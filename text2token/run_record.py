@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from .backbones import portable_backbone_name
+from .files import write_atomic
+from .records import refuse_differences
 
 RUN_RECORD = "text2token_run.json"
 MODEL_FIELDS = ("backbone", "pooling", "attention", "prompt", "max_length", "lora_r", "lora_alpha", "lora_dropout",
@@ -65,31 +66,6 @@ def read_record(output_dir: str | os.PathLike) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def flatten_record(record: Mapping, prefix: str = "") -> dict:
-    """A nested record as `section.key -> value` (how its differences and the report name fields)."""
-    flat = {}
-    for key, value in record.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten_record(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def record_differences(stored: dict, wanted: dict) -> list[str]:
-    flat_stored, flat_wanted = flatten_record(stored), flatten_record(wanted)
-    return [f"{name}: {flat_stored.get(name)!r} -> {flat_wanted.get(name)!r}"
-            for name in sorted(set(flat_stored) | set(flat_wanted)) if flat_stored.get(name) != flat_wanted.get(name)]
-
-
-def refuse_differences(stored: dict, wanted: dict, what: str, asker: str, remedy: str) -> None:
-    """Raise when two records differ, naming each differing field: "<what> with other settings than
-    this <asker> asks for: <fields>. <remedy>"."""
-    differing = record_differences(stored, wanted)
-    if differing:
-        raise ValueError(f"{what} with other settings than this {asker} asks for: {'; '.join(differing)}. {remedy}")
-
-
 def check_resume(output_dir: str | os.PathLike, record: dict, *, checkpoint: str | None,
                  write: bool = True) -> None:
     """Refuse to resume from `checkpoint` when `output_dir`'s record differs from `record`, naming the
@@ -100,8 +76,4 @@ def check_resume(output_dir: str | os.PathLike, record: dict, *, checkpoint: str
                            "Resume with the settings it was started with, or train in a new output_dir (or "
                            "delete its checkpoint-* folders to start over)")
     if write:
-        path = Path(output_dir) / RUN_RECORD
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(record, indent=2, sort_keys=True))
-        os.replace(partial, path)
+        write_atomic(Path(output_dir) / RUN_RECORD, json.dumps(record, indent=2, sort_keys=True))

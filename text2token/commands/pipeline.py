@@ -24,7 +24,8 @@ from ..backbones import weights_digest
 from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..distributed import barrier, is_main_process, join_process_group
 from ..report import pipeline_report
-from ..run_record import RUN_RECORD, recipe_record, refuse_differences
+from ..records import refuse_differences
+from ..run_record import RUN_RECORD, recipe_record
 from . import evaluate as evaluate_command
 from .train import COMPLETE_MARKER, parse_args, train
 

@@ -1,77 +1,109 @@
-"""`text2token targets build`: a target dataset from a corpus, on every rank of a multi-process launch."""
+"""`text2token targets build`: a target dataset from a corpus, on every rank of a multi-process launch.
+
+It parses the same `DataArguments` as `text2token train` (`--target_method`, `--target_top_k`,
+`--target_temperature`, `--max_train_samples`, ...), plus `TargetBuildArguments`. The mapping from
+`DataArguments` to a `TargetSpec` lives here and serves training too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
-from pathlib import Path
+from dataclasses import dataclass, field
 
+import datasets
+from transformers import HfArgumentParser
+
+from ..arguments import DataArguments, ModelArguments
 from ..backbones import portable_backbone_name, resolve_backbone
 from ..corpora import load_corpus
 from ..distributed import is_main_process, join_process_group
-from ..modeling import Text2TokenModel
-from ..targets import build_data_driven_targets, load_targets, read_info, save_targets
-from ..targets.model_derived import PRIOR_FILE, build_model_derived_targets
-from ..targets.spec import (
-    build_spec,
-    resolve_params,
-    stamp,
-    stored_spec,
-)
+from ..targets import TargetSpec, obtain
 
 logger = logging.getLogger("text2token.targets")
 
 
-def build_targets(args: argparse.Namespace) -> None:
-    """Build (or keep, when its spec is unchanged) a target dataset; `args` as `text2token targets
-    build --help` lists them."""
-    # Under `accelerate launch` / torchrun: every rank encodes its share of a model-derived build;
-    # a data-driven build runs on the main process with --num_proc tokenizer workers.
-    join_process_group(args.ddp_timeout)
-    if args.method == "data" and not is_main_process():
-        return
-    corpus = load_corpus(args.corpus, text_column=args.text_column, max_rows=args.max_rows)
-    model = None
-    if args.method == "data":
+@dataclass
+class TargetBuildArguments:
+    output: str = field(metadata={"help": "Folder of the target dataset; targets of the same spec there are reused."})
+    backbone: str = field(default=ModelArguments.backbone, metadata={
+        "help": "target_method=data: the tokenizer's model (as for training); target_method=model: the trained "
+                "Text2Token model (stage 1) that derives the targets."})
+    max_length: int = field(default=ModelArguments.max_length, metadata={
+        "help": "target_method=data: the training length, where each text's target tokens are cut (the model's "
+                "own length for target_method=model)."})
+    work_dir: str | None = field(default=None, metadata={
+        "help": "target_method=model: resumable shards of the model pass (default <output>.work)."})
+    ddp_timeout: float | None = field(default=None, metadata={
+        "help": "Seconds a collective may wait under a multi-process launch (default 1800, or $TEXT2TOKEN_DDP_TIMEOUT)."})
+
+
+BUILD_ARGUMENTS = (DataArguments, TargetBuildArguments)
+
+
+def build_parser(**kwargs) -> HfArgumentParser:
+    parser = HfArgumentParser(BUILD_ARGUMENTS, **kwargs)
+    # One spelling per option (underscores, as the command line spells them everywhere): drop the
+    # hyphenated twins HfArgumentParser adds.
+    for action in parser._actions:
+        for twin in [name for name in action.option_strings if "-" in name.lstrip("-")]:
+            action.option_strings.remove(twin)
+            del parser._option_string_actions[twin]
+    return parser
+
+
+def load_target_corpus(args: DataArguments) -> datasets.Dataset:
+    """The corpus slice the targets are built from."""
+    return load_corpus(args.corpus, text_column=args.text_column, split=args.corpus_split,
+                       max_rows=args.max_train_samples, data_files=args.corpus_data_files)
+
+
+def target_spec(args: DataArguments, corpus: datasets.Dataset, encoder, max_length: int | None = None) -> TargetSpec:
+    """The spec of the targets `args` ask for over `corpus`, built by `encoder` (see `TargetSpec.resolve`)."""
+    return TargetSpec.resolve(args.target_method, corpus, encoder, source=args.corpus, text_column=args.text_column,
+                              split=args.corpus_split, max_rows=args.max_train_samples,
+                              data_files=args.corpus_data_files, max_length=max_length, weighting=args.weighting,
+                              top_k=args.target_top_k, temperature=args.target_temperature, stopwords=args.stopwords)
+
+
+def load_encoder(method: str, backbone: str):
+    """The tokenizer (data-driven targets), or the trained Text2Token model with its LoRA merged (model-derived)."""
+    if method == "data":
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(args.backbone))
-        params = resolve_params("data", pooling="mean", max_length=args.max_length, text_column=args.text_column,
-                                weighting=args.weighting, top_k=args.top_k, stopwords=args.stopwords)
-    else:
-        model = Text2TokenModel.from_pretrained(args.backbone, use_safetensors=True)
-        model.merge_lora()
-        tokenizer, config = model.tokenizer, model.config
-        params = resolve_params("model", pooling=config.pooling, max_length=config.max_length, prompt=config.prompt,
-                                attention=config.attention, text_column=args.text_column, top_k=args.top_k,
-                                temperature=args.temperature)
-    spec = build_spec(args.method, params, source=args.corpus, corpus=corpus, text_column=args.text_column,
-                      split="train", max_rows=args.max_rows, tokenizer=tokenizer, model=model)
-    output = Path(args.output)
-    if output.exists():  # every rank reads the same files here, so all take the same branch
-        try:
-            existing = read_info(load_targets(output))
-        except (FileNotFoundError, ValueError):
-            raise SystemExit(f"{output} exists and is not a target dataset: choose another --output") from None
-        differing = spec.differences(stored_spec(existing))
-        if not differing:
-            if is_main_process():
-                print(f"{output} already holds these targets (spec {spec.key()}): nothing to build")
-            return
-        logger.warning("Replacing %s, built from another spec: %s", output, "; ".join(differing))
-    backbone = portable_backbone_name(args.backbone)
-    if model is None:
-        targets = build_data_driven_targets(corpus, tokenizer, text_column=args.text_column, weighting=args.weighting,
-                                            stopwords=args.stopwords, max_length=params["max_length"],
-                                            top_k=params["top_k"], backbone=backbone, corpus=spec.corpus,
-                                            num_proc=args.num_proc)
-        extra = []
-    else:
-        work_dir = Path(args.work_dir or f"{args.output}.work")
-        targets = build_model_derived_targets(model, corpus, work_dir=work_dir, text_column=args.text_column,
-                                              temperature=params["temperature"], top_k=params["top_k"],
-                                              shard_size=args.shard_size, backbone=backbone, corpus=spec.corpus)
-        if targets is None:  # not the main process: its share is written, the main process saves
-            return
-        extra = [work_dir / PRIOR_FILE]
-    print(f"wrote {len(targets)} rows to {save_targets(stamp(targets, spec), args.output, extra_files=extra)}")
+        return AutoTokenizer.from_pretrained(resolve_backbone(backbone))
+    from ..modeling import Text2TokenModel
+
+    model = Text2TokenModel.from_pretrained(backbone, use_safetensors=True)
+    model.merge_lora()
+    return model
+
+
+def build_targets(args: DataArguments, build: TargetBuildArguments) -> datasets.Dataset:
+    """Build (or keep, when its spec is unchanged) the target dataset in `build.output`."""
+    # Under `accelerate launch` / torchrun every rank calls `obtain`: each encodes its share of a
+    # model-derived build; a data-driven build runs on the main process with --target_num_proc workers.
+    join_process_group(build.ddp_timeout)
+    if args.targets:
+        raise ValueError(f"targets={args.targets!r} names prebuilt targets, but `targets build` builds them: "
+                         f"drop --targets")
+    encoder = load_encoder(args.target_method, build.backbone)
+    corpus = load_target_corpus(args)
+    spec = target_spec(args, corpus, encoder, max_length=build.max_length if args.target_method == "data" else None)
+    targets = obtain(spec, corpus, encoder, build.output, work_dir=build.work_dir or f"{build.output}.work",
+                     shard_size=args.target_shard_size, num_proc=args.target_num_proc,
+                     backbone=portable_backbone_name(build.backbone))
+    if is_main_process():
+        print(f"{build.output}: {len(targets)} rows of {spec.method} targets (spec {spec.key()})")
+    return targets
+
+
+def run(namespace: argparse.Namespace) -> datasets.Dataset:
+    """`build_targets` from the namespace `build_parser()`'s options parsed into (as `text2token targets build`)."""
+    return build_targets(*(cls(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if f.init})
+                           for cls in BUILD_ARGUMENTS))
+
+
+def main(argv: list[str] | None = None) -> datasets.Dataset:
+    return build_targets(*build_parser().parse_args_into_dataclasses(argv, look_for_args_file=False))

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+import datasets
 import transformers
 
 from ..alignment import AlignmentCallback, hold_out
@@ -18,21 +19,20 @@ from ..arguments import (
     check_recipe,
     parse_recipe_args,
 )
-from ..backbones import resolve_backbone, weights_digest
+from ..backbones import portable_backbone_name, resolve_backbone, weights_digest
 from ..checkpointing import last_complete_checkpoint
+from ..corpora import load_corpus
 from ..distributed import wait_for_path
-from ..factory import (
-    build_model,
-    is_text2token_checkpoint,
-    load_training_texts,
-    lora_settings,
-    plan_targets,
-    prepare_targets,
-)
+from ..factory import build_model, is_text2token_checkpoint, lora_settings
+from ..files import write_atomic
 from ..losses import loss_class
+from ..modeling import Text2TokenModel
 from ..output_lock import acquire_output_lock
 from ..run_record import check_resume, recipe_record, run_record
+from ..targets import check_supplied, load, obtain
+from ..targets.spec import METHODS
 from ..trainer import Text2TokenTrainer
+from .targets import load_target_corpus, target_spec
 
 logger = logging.getLogger("text2token.train")
 COMPLETE_MARKER = "training_complete.json"
@@ -72,19 +72,23 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
     # its share of a model-derived corpus, and ranks that wait for the main process's save wait on the
     # file system, not in a collective that the process-group timeout would end.
     loss_cls = loss_class(training_args.loss)
-    plan = plan_targets(model, data_args) if loss_cls.needs_targets else None
-    targets_key = (plan.spec.key() if plan.spec is not None else f"unrecorded:{plan.supplied._fingerprint}") \
-        if plan is not None else None
+    spec, corpus, supplied = plan_targets(model, data_args) if loss_cls.needs_targets else (None, None, None)
+    targets_key = None
+    if loss_cls.needs_targets:
+        targets_key = spec.key() if spec is not None else f"unrecorded:{supplied._fingerprint}"
     # Before any target is rebuilt: a resume whose recipe or targets changed stops here, naming them.
     check_resume(training_args.output_dir, run_record(model_args, data_args, training_args,
                                                       targets_key=targets_key, backbone_digest=backbone_digest),
                  checkpoint=checkpoint, write=training_args.should_save)
-    if plan is None:
+    if not loss_cls.needs_targets:
         with training_args.main_process_first(desc="loading the corpus"):  # a short read, cached once
             train_dataset = load_training_texts(data_args)
-    else:
-        train_dataset = prepare_targets(model, data_args, training_args.output_dir,
-                                        backbone_name=model_args.backbone, plan=plan)
+    elif supplied is not None:
+        train_dataset = supplied
+    else:  # model-derived targets come from the model as it is (frozen, no adapter): before add_lora
+        train_dataset = obtain(spec, corpus, model, Path(training_args.output_dir) / "targets",
+                               shard_size=data_args.target_shard_size, num_proc=data_args.target_num_proc,
+                               backbone=portable_backbone_name(model_args.backbone))
     model.add_lora(lora_settings(model_args))
 
     callbacks = []
@@ -106,13 +110,46 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
                    "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
                    "backbone_digest": backbone_digest,
                    "recipe": recipe_record(model_args, data_args, training_args)}
-        marker = Path(training_args.output_dir) / COMPLETE_MARKER
-        marker.with_suffix(".partial").write_text(json.dumps(summary, indent=2))
-        marker.with_suffix(".partial").replace(marker)
+        write_atomic(Path(training_args.output_dir) / COMPLETE_MARKER, json.dumps(summary, indent=2))
         logger.info("Saved the trained model to %s (%s)", training_args.output_dir, summary)
     else:  # what follows (the pipeline's next stage) reads the main process's final save
         wait_for_path(Path(training_args.output_dir) / COMPLETE_MARKER, what="the completion marker")
     return training_args.output_dir
+
+
+def plan_targets(model: Text2TokenModel, args: DataArguments):
+    """`(spec, corpus slice, None)` for targets to reuse or build, or `(their recorded spec or None,
+    None, targets)` for the user's prebuilt `--targets` (a folder, a .parquet file or a Hub dataset
+    id), refused naming the fields where they differ from what the run's options ask for."""
+    if args.target_method not in METHODS:
+        raise ValueError(f"target_method={args.target_method!r}: expected one of {METHODS}")
+    if args.targets:
+        supplied = load(args.targets)
+        spec = check_supplied(supplied, args.targets, method=args.target_method, tokenizer=model.tokenizer,
+                              top_k=args.target_top_k, temperature=args.target_temperature)
+        return spec, None, supplied
+    corpus = load_target_corpus(args)
+    if args.target_method == "model":
+        if model.config.lora is not None:
+            raise ValueError("model-derived targets need the frozen starting model: build them before add_lora")
+        if not is_text2token_checkpoint(model.config._name_or_path or ""):
+            raise ValueError(f"target_method=model derives targets from a trained Text2Token model (stage 1), but "
+                             f"backbone={model.config._name_or_path!r} is not one: train stage 1 first and pass its "
+                             f"output folder")
+    return target_spec(args, corpus, model), corpus, None
+
+
+def load_training_texts(args: DataArguments) -> datasets.Dataset:
+    """The corpus as a `text` column without empty rows: what the SimCSE and MNTP objectives train on."""
+    corpus = load_corpus(args.corpus, text_column=args.text_column, split=args.corpus_split,
+                         max_rows=args.max_train_samples, data_files=args.corpus_data_files)
+    corpus = corpus.select_columns([args.text_column])
+    if args.text_column != "text":
+        corpus = corpus.rename_column(args.text_column, "text")
+    kept = corpus.filter(lambda text: isinstance(text, str) and bool(text.strip()), input_columns="text")
+    if len(kept) < len(corpus):
+        logger.warning("%d empty or non-text rows of %s are skipped", len(corpus) - len(kept), args.corpus)
+    return kept
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import pyarrow as pa
 from transformers import PreTrainedTokenizerBase
 
 from .._version import __version__
+from .defaults import TARGET_DEFAULTS
 from .schema import (
     TARGET_IDS,
     TARGET_WEIGHTS,
@@ -190,9 +191,9 @@ def build_data_driven_targets(
     tokenizer: PreTrainedTokenizerBase,
     *,
     text_column: str = TEXT,
-    weighting: str = "uniform",
+    weighting: str | None = None,
     top_k: int | None = None,
-    stopwords: str | os.PathLike | Iterable[str] = "nltk",
+    stopwords: str | os.PathLike | Iterable[str] | None = None,
     max_length: int | None = None,
     backbone: str = "",
     corpus: str = "",
@@ -207,6 +208,8 @@ def build_data_driven_targets(
     (only stopwords or punctuation) are dropped, counted in the log and in the dataset's
     `TargetInfo.dropped`.
     """
+    weighting = TARGET_DEFAULTS.weighting if weighting is None else weighting
+    stopwords = TARGET_DEFAULTS.stopwords if stopwords is None else stopwords
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting={weighting!r}: expected one of {WEIGHTINGS}")
     if top_k is not None and top_k < 1:

@@ -30,11 +30,13 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..distributed import all_reduce_sum, any_rank, barrier, is_main_process, rank, split_evenly, world_size
+from ..files import write_atomic
 from .schema import (
     TARGET_IDS,
     TARGET_WEIGHTS,
@@ -45,7 +47,7 @@ from .schema import (
     target_features,
     tokenizer_fingerprint,
 )
-from .spec import MODEL_DERIVED_TOP_K, PAPER_TEMPERATURE
+from .defaults import TARGET_DEFAULTS
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +61,7 @@ def _shard_path(work_dir: Path, index: int) -> Path:
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    partial = path.with_name(path.name + ".partial")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(partial), metadata=metadata)
-    os.replace(partial, path)
+    write_atomic(path, save_safetensors({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
 
 
 def _valid_rows(texts: list, text_column: str) -> tuple[np.ndarray, int]:
@@ -98,9 +98,7 @@ def _prepare_work_dir(model, texts: list[str], work_dir: Path, shard_size: int, 
     if manifest.is_file() and json.loads(manifest.read_text()) != layout:
         raise ValueError(f"{work_dir} holds shards of another corpus layout {manifest.read_text()}; "
                          f"use another work_dir or delete it")
-    partial = manifest.with_name(manifest.name + ".partial")
-    partial.write_text(json.dumps(layout))
-    os.replace(partial, manifest)
+    write_atomic(manifest, json.dumps(layout))
     done = sum(_shard_path(work_dir, i).is_file() for i in range(num_shards))
     if done:
         _check_same_model(model, texts, work_dir, batch_size)
@@ -113,7 +111,7 @@ def shards_of_rank(num_texts: int, shard_size: int, rank_index: int, ranks: int)
 
 
 @torch.inference_mode()
-def encode_corpus_in_shards(model, texts: list[str], work_dir: Path, *, shard_size: int = 1024,
+def encode_corpus_in_shards(model, texts: list[str], work_dir: Path, *, shard_size: int = TARGET_DEFAULTS.shard_size,
                             batch_size: int = 32, shards: range | None = None) -> torch.Tensor:
     """Pooled `h0` of the texts of `shards` (default: all), computed shard by shard; shards already on
     disk are reused. Under a multi-process launch every rank calls this with its own `shards`."""
@@ -194,8 +192,8 @@ def build_model_derived_targets(
     work_dir: str | os.PathLike,
     text_column: str = TEXT,
     temperature: float | None = None,
-    top_k: int = MODEL_DERIVED_TOP_K,
-    shard_size: int = 1024,
+    top_k: int | None = None,
+    shard_size: int | None = None,
     batch_size: int = 32,
     backbone: str = "",
     corpus: str = "",
@@ -211,7 +209,9 @@ def build_model_derived_targets(
         raise ValueError("model-derived targets come from a frozen stage-1 model: merge its LoRA first "
                          "(model.merge_lora(), or load the merged model the stage-1 run saved)")
     check_text_column(dataset, text_column)
-    temperature = PAPER_TEMPERATURE[model.config.pooling] if temperature is None else temperature
+    temperature = TARGET_DEFAULTS.temperature(model.config.pooling) if temperature is None else temperature
+    top_k = TARGET_DEFAULTS.model_top_k if top_k is None else top_k
+    shard_size = TARGET_DEFAULTS.shard_size if shard_size is None else shard_size
     if not temperature > 0:
         raise ValueError(f"temperature={temperature}: must be positive")
     vocab_size = model.config.lm_config.vocab_size

@@ -21,13 +21,12 @@ import numpy as np
 import pyarrow as pa
 
 from ..backbones import file_digest, weights_digest
+from ..records import record_differences
 from .data_driven import WEIGHTINGS, resolve_stopwords
-from .schema import TargetInfo, attach_info, read_info, tokenizer_fingerprint
+from .defaults import TARGET_DEFAULTS
+from .schema import TEXT, TargetInfo, attach_info, read_info, tokenizer_fingerprint
 
 METHODS = ("data", "model")
-# The paper's temperature for model-derived targets, per pooling mode, and this project's top-k.
-PAPER_TEMPERATURE = {"mean": 1e-4, "last": 1e-5}
-MODEL_DERIVED_TOP_K = 32
 # Fields that label a spec without changing what it builds: left out of the key.
 _LABELS = ("corpus",)
 
@@ -42,9 +41,14 @@ class TargetSpec:
     max_rows: int | None
     tokenizer_fingerprint: str
     model_digest: str = ""  # model-derived targets: the deriving model's weights
+    # The stopwords as given (a list name, a file, words) for the build; only their resolved name in
+    # `params` identifies the targets, so this is left out of the record and the key.
+    stopwords: str | os.PathLike | Iterable[str] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        record = dataclasses.asdict(self)
+        del record["stopwords"]
+        return record
 
     def key(self) -> str:
         """A stable hash of every field that changes the targets."""
@@ -56,35 +60,54 @@ class TargetSpec:
         dict, as `TargetInfo.spec` holds it) differs from this spec; empty when the keys agree."""
         if not stored:
             return ["spec: none recorded (targets built before TargetSpec, or elsewhere)"]
-        wanted = {k: v for k, v in self.to_dict().items() if k not in _LABELS}
         if stored.get("key") == self.key():
             return []
-        flat_stored, flat_wanted = _flatten(stored), _flatten(wanted)
-        named = [f"{name}: {flat_stored.get(name)!r} -> {flat_wanted.get(name)!r}"
-                 for name in sorted(set(flat_stored) | set(flat_wanted)) if flat_stored.get(name) != flat_wanted.get(name)]
+        wanted = {k: v for k, v in self.to_dict().items() if k not in _LABELS}
+        named = record_differences({k: v for k, v in stored.items() if k not in ("key", *_LABELS)}, wanted)
         return named or [f"key: {stored.get('key')!r} -> {self.key()!r}"]
 
-
-def _flatten(spec: dict) -> dict:
-    flat = {k: v for k, v in spec.items() if k not in ("params", "key", *_LABELS)}
-    flat.update({f"params.{k}": v for k, v in (spec.get("params") or {}).items()})
-    return flat
+    @classmethod
+    def resolve(cls, method: str, corpus: datasets.Dataset, encoder, *, source: str, text_column: str = TEXT,
+                split: str = "train", max_rows: int | None = None, data_files=None, max_length: int | None = None,
+                weighting: str | None = None, top_k: int | None = None, temperature: float | None = None,
+                stopwords: str | os.PathLike | Iterable[str] | None = None) -> "TargetSpec":
+        """The spec of a build of `method` over `corpus` (the slice loaded from `source`) by `encoder`:
+        a tokenizer or a Text2Token model for data-driven targets, the frozen model for model-derived
+        ones (its pooling, prompt, attention and length are part of the spec). Options left None take
+        their defaults (`TARGET_DEFAULTS`); `max_length` defaults to the model's training length."""
+        config = getattr(encoder, "config", None)
+        if method == "model" and config is None:
+            raise ValueError("model-derived targets need a Text2Token model as the encoder, not a tokenizer")
+        if max_length is None or method == "model":
+            if config is None:
+                raise ValueError("data-driven targets from a tokenizer need max_length (the training length)")
+            max_length = config.max_length
+        params = resolve_params(method, pooling=getattr(config, "pooling", "mean"), max_length=max_length,
+                                prompt=getattr(config, "prompt", None), attention=getattr(config, "attention", "causal"),
+                                text_column=text_column, weighting=weighting, top_k=top_k, temperature=temperature,
+                                stopwords=stopwords)
+        spec = build_spec(method, params, source=source, corpus=corpus, text_column=text_column, split=split,
+                          max_rows=max_rows, tokenizer=getattr(encoder, "tokenizer", encoder),
+                          model=encoder if method == "model" else None, data_files=data_files)
+        return dataclasses.replace(spec, stopwords=stopwords) if method == "data" and stopwords is not None else spec
 
 
 def resolve_params(method: str, *, pooling: str, max_length: int, prompt: str | None = None,
-                   attention: str = "causal", text_column: str = "text", weighting: str = "uniform",
+                   attention: str = "causal", text_column: str = TEXT, weighting: str | None = None,
                    top_k: int | None = None, temperature: float | None = None,
-                   stopwords: str | os.PathLike | Iterable[str] = "nltk") -> dict:
-    """Every parameter of a build with its default filled in: the one place defaults live. The
-    result equals the `params` the builder records in `TargetInfo`."""
+                   stopwords: str | os.PathLike | Iterable[str] | None = None) -> dict:
+    """Every parameter of a build with its default (`TARGET_DEFAULTS`) filled in. The result equals
+    the `params` the builder records in `TargetInfo`."""
     if method == "data":
+        weighting = TARGET_DEFAULTS.weighting if weighting is None else weighting
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting={weighting!r}: expected one of {WEIGHTINGS}")
+        stopwords = TARGET_DEFAULTS.stopwords if stopwords is None else stopwords
         return {"weighting": weighting, "top_k": top_k, "stopwords": resolve_stopwords(stopwords)[1],
                 "max_length": max_length, "text_column": text_column}
     if method == "model":
-        return {"temperature": PAPER_TEMPERATURE[pooling] if temperature is None else temperature,
-                "top_k": MODEL_DERIVED_TOP_K if top_k is None else top_k, "pooling": pooling,
+        return {"temperature": TARGET_DEFAULTS.temperature(pooling) if temperature is None else temperature,
+                "top_k": TARGET_DEFAULTS.model_top_k if top_k is None else top_k, "pooling": pooling,
                 "attention": attention, "prompt": prompt, "max_length": max_length, "text_column": text_column}
     raise ValueError(f"target method {method!r}: expected one of {METHODS}")
 
