@@ -210,3 +210,30 @@ def test_trainer_saves_and_publishes_its_card(hub, tiny_model, tmp_path):
     tiny_model.push_to_hub(other)
     again = ModelCard.load(other)
     assert last_loss in again.text and f'AutoModel.from_pretrained("{other}")' in again.text
+
+
+def test_pushed_targets_train_through_targets_owner_name(hub, tiny_backbone_dir, tmp_path):
+    """The round trip the user asked for: build, push, then train with `--targets owner/name`."""
+    from text2token.cli import main as cli
+    from text2token.commands.train import main as train
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES))
+    cli(["targets", "build", "--backbone", str(tiny_backbone_dir), "--corpus", str(corpus), "--max_length", "32",
+         "--output", str(tmp_path / "built")])
+    built = load_target_dataset(tmp_path / "built")
+    repo_id = _repo_id("trainable-targets")
+    push_targets_to_hub(built, repo_id)
+
+    out = tmp_path / "run"
+    common = ["--backbone", str(tiny_backbone_dir), "--max_length", "32", "--targets", repo_id, "--max_steps", "2",
+              "--per_device_train_batch_size", "4", "--learning_rate", "5e-3", "--logging_steps", "1", "--save_strategy", "no",
+              "--report_to", "none", "--use_cpu", "true", "--seed", "0"]
+    train(common + ["--output_dir", str(out)])
+    finished = json.loads((out / "training_complete.json").read_text())
+    assert finished["global_step"] == 2 and np.isfinite(finished["last_loss"])
+    record = json.loads((out / "text2token_run.json").read_text())
+    assert record["targets_key"] == read_info(built).spec["key"], "the pushed targets keep their spec"
+    assert not (out / "targets").exists(), "supplied targets are trained on as they are, not rebuilt"
+    with pytest.raises(ValueError, match=r"differ from what this run asks for .*method: 'data' -> 'model'"):
+        train(common + ["--target_method", "model", "--output_dir", str(tmp_path / "refused")])
