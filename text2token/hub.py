@@ -92,6 +92,10 @@ def _model_index(rows: Sequence[Mapping]) -> list[EvalResult] | None:
             for row in rows] or None
 
 
+def _score(value: float) -> str:
+    return f"{value:.4f}" if abs(value) <= 1 else f"{value:.2f}"  # 0-1 scores keep their digits, x100 ones two
+
+
 def _evaluation_section(rows: Sequence[Mapping]) -> str:
     if not rows:
         return "No evaluation results were recorded with this card."
@@ -99,9 +103,9 @@ def _evaluation_section(rows: Sequence[Mapping]) -> str:
     lines = ["| task | type | metric | cut | score |" + (" untrained backbone |" if baseline else ""),
              "|---|---|---|---|---:|" + ("---:|" if baseline else "")]
     for row in rows:
-        cells = [row["task"], row.get("type") or "", row["metric"], row.get("cut") or "full", number_text(row["value"])]
+        cells = [row["task"], row.get("type") or "", row["metric"], row.get("cut") or "full", _score(row["value"])]
         if baseline:
-            cells.append(number_text(row["baseline"]) if row.get("baseline") is not None else "")
+            cells.append(_score(row["baseline"]) if row.get("baseline") is not None else "")
         lines.append("| " + " | ".join(cell_text(c) for c in cells) + " |")
     cuts = sorted({row.get("cut") for row in rows if row.get("cut")})
     if cuts:
@@ -118,9 +122,9 @@ def _limitations_section(config, rows: Sequence[Mapping], language: str) -> str:
     below = [row for row in rows if row.get("baseline") is not None and row["value"] < row["baseline"]]
     for row in below:
         cut = f" ({row['cut']})" if row.get("cut") else ""
-        lines.append(f"- {row['task']}{cut}: {number_text(row['value'])} against the untrained backbone's "
-                     f"{number_text(row['baseline'])}, a drop of {row['baseline'] - row['value']:.2f}: token-target "
-                     "training favours topical content over other signals (sentiment, style).")
+        lines.append(f"- {row['task']}{cut}: {_score(row['value'])} against the untrained backbone's "
+                     f"{_score(row['baseline'])}, a drop of {row['baseline'] - row['value']:.2f}: this model is "
+                     "worse than its untrained backbone on this kind of task.")
     if rows and not below and any(row.get("baseline") is not None for row in rows):
         lines.append("- It scored at or above the untrained backbone on every task of the table above.")
     if not rows:

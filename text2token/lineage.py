@@ -60,7 +60,8 @@ def resolve_lineage(source: str | os.PathLike | None, *, fetch_card: bool = True
         card = _card_data(path / "README.md") if (path / "README.md").is_file() else {}
         if config.get("model_type") == "text2token":  # a trained stage: cite what it was trained from
             upstream = resolve_lineage(card.get("base_model") and _first(card["base_model"])
-                                       or (config.get("lm_config") or {}).get("_name_or_path"))
+                                       or (config.get("lm_config") or {}).get("_name_or_path"),
+                                       fetch_card=fetch_card and not card.get("license"))
             datasets = list(card.get("datasets") or upstream.datasets)
             return Lineage(upstream.base_model, card.get("license") or upstream.license,
                            card.get("language") or upstream.language, datasets, portable_backbone_name(source))
