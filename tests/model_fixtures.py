@@ -26,10 +26,11 @@ def real_tokenizer():
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
-def tiny_backbone(vocab_size: int, pad_token_id: int | None = None, seed: int = 0) -> LlamaForCausalLM:
+def tiny_backbone(vocab_size: int, pad_token_id: int | None = None, seed: int = 0,
+                  max_positions: int = 256) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
                          tie_word_embeddings=True, pad_token_id=pad_token_id)
     return LlamaForCausalLM(config)
 

@@ -41,10 +41,32 @@ def test_model_meta_reads_the_folder(saved):
     assert meta.license == "apache-2.0" and meta.adapted_from == "HuggingFaceTB/SmolLM2-135M"
     assert meta.languages == ["eng-Latn"] and meta.open_weights is True
     assert meta.public_training_data == "https://huggingface.co/datasets/org/wiki-targets"
-    assert meta.training_datasets == set() and meta.similarity_fn_name.value == "cosine"
+    # The run's corpora (issue 23: from the card and the run record; no mteb task's split).
+    assert meta.training_datasets == {"org/wiki-targets"} and meta.similarity_fn_name.value == "cosine"
     assert {"PyTorch", "Sentence Transformers"} <= set(meta.framework)
     assert meta.use_instructions is False  # mean pooling: no prompt around the text
     assert "source" not in json.dumps(meta.to_dict(), default=str), "no local path in model_meta.json"
+
+
+def test_model_meta_fills_what_mtebs_llm2vec_entries_fill(saved):
+    """release date, license, reference, public training code, citation: none empty (issue 23)."""
+    import datetime
+
+    folder, _ = saved
+    (folder / "training_complete.json").write_text(json.dumps({"recipe": {"data": {"corpus": "wordnet-glosses"}}}))
+    meta = model_meta(folder)
+    llm2vec = mteb.get_model_meta("McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp-unsup-simcse")
+    for field in ("release_date", "license", "reference", "public_training_code", "citation"):
+        assert getattr(llm2vec, field), field  # what mteb's own entry fills...
+        assert getattr(meta, field), f"{field} is empty"  # ...ours fills too
+    assert meta.release_date == datetime.datetime.now(datetime.timezone.utc).date().isoformat()  # saved today
+    assert meta.reference == "https://arxiv.org/abs/2510.10224"  # a local folder: the method's paper
+    assert meta.public_training_code.startswith("https://")
+    assert "eprint        = {2510.10224}" in meta.citation and "@software{text2token" in meta.citation
+    assert meta.adapted_from == "HuggingFaceTB/SmolLM2-135M"
+    assert meta.training_datasets == {"org/wiki-targets", "wordnet-glosses"}  # card + run record
+    assert meta.use_instructions is False
+    assert model_meta(folder, training_datasets=set()).training_datasets == set()
 
 
 def test_model_meta_options_and_refusals(saved, tmp_path):

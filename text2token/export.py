@@ -9,6 +9,7 @@ are refused with the reason, rather than exported to embed differently.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -43,16 +44,18 @@ def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bo
     from sentence_transformers.base.modules import Normalize, Transformer
     from sentence_transformers.sentence_transformer.modules import Pooling
 
+    source_folder = None
     if isinstance(model, (str, os.PathLike)):
         from .modeling import Text2TokenModel
 
+        source_folder = Path(model) if Path(model).is_dir() else None
         model = Text2TokenModel.from_pretrained(model)
     reasons = export_refusals(model.config)
     if reasons:
         raise ExportError("cannot export as a plain sentence-transformers model: " + "; ".join(reasons))
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not empty: export writes a fresh folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not an empty folder: export writes a fresh one")
     length = int(getattr(model.config, "encode_length", None) or model.config.max_length)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
     try:
@@ -60,11 +63,14 @@ def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bo
             model.merge_lora()
         model.backbone.save_pretrained(staging, safe_serialization=True)
         tokenizer = model.tokenizer
+        # sentence-transformers 6 reads its max_seq_length from the tokenizer's model_max_length: left
+        # at the tokenizer's own (often 1e30), it would read past the model's inference length.
         side, tokenizer.padding_side = tokenizer.padding_side, "right"  # default position ids = ours
+        limit, tokenizer.model_max_length = tokenizer.model_max_length, length
         try:
             tokenizer.save_pretrained(staging)
         finally:
-            tokenizer.padding_side = side
+            tokenizer.padding_side, tokenizer.model_max_length = side, limit
         # Let sentence-transformers write its own configs, from its own modules read back from the folder.
         # Text only: with the "message" modality sentence-transformers would wrap texts in the chat template.
         transformer = Transformer(str(staging), max_seq_length=length, module_output_name="token_embeddings",
@@ -78,6 +84,8 @@ def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bo
                 source = Path(configs, name)
                 if name in ST_FILES or source.is_dir():
                     shutil.copytree(source, staging / name) if source.is_dir() else shutil.copy(source, staging / name)
+        _pin_max_seq_length(staging, length)
+        write_export_card(source_folder, staging, model.config, normalize=normalize, out=out)
         if out.exists():
             out.rmdir()
         os.replace(staging, out)  # the folder appears whole or not at all
@@ -85,3 +93,21 @@ def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bo
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _pin_max_seq_length(folder: Path, length: int) -> None:
+    """Also state the length in sentence_bert_config.json, where sentence-transformers before 6 read it."""
+    path = folder / "sentence_bert_config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    config["max_seq_length"] = length
+    path.write_text(json.dumps(config, indent=2))
+
+
+def write_export_card(source: Path | None, folder: Path, config, *, normalize: bool, out: Path) -> None:
+    """README.md of the export: the source folder's card (its metadata and run data) with the usage of a
+    plain sentence-transformers folder, or a card rendered from the config when the source has none."""
+    from .cards import usage_path
+    from .hub import export_model_card
+
+    card = export_model_card(source, config, normalize=normalize, path=usage_path(None, str(out)))
+    card.save(str(folder / "README.md"))

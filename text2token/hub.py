@@ -15,13 +15,15 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
-from .cards import (DROP_REASONS, METHOD_KINDS, MODEL_CARD_TEMPLATE, cell_text, hub_repo_id, number_text,
-                    template_source)
+from .cards import (DROP_REASONS, METHOD_KINDS, MODEL_CARD_TEMPLATE, PAPER_BIBTEX, cell_text, framework_versions,
+                    hub_repo_id, library_bibtex, number_text, package_version, replace_section, template_source,
+                    usage_path)
+from .lineage import resolve_lineage
 from .hub_targets import load_target_dataset, push_targets_to_hub, render_dataset_card
 from .targets.schema import TargetInfo
 
-__all__ = ["load_target_dataset", "push_model_to_hub", "push_targets_to_hub", "render_dataset_card",
-           "render_model_card"]
+__all__ = ["export_model_card", "load_target_dataset", "push_model_to_hub", "push_targets_to_hub",
+           "render_dataset_card", "render_model_card", "update_model_card_scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,32 +73,63 @@ def _lora_line(lora: Mapping | None, merged: bool) -> str:
             f"on {modules} ({state})")
 
 
-def _backbone_card_data(backbone: str | None) -> ModelCardData | None:
-    """The card data (license, language) of the backbone: its local README.md, else its Hub card."""
-    if not backbone:
-        return None
-    try:
-        readme = Path(backbone) / "README.md"
-        if readme.is_file():
-            return ModelCard.load(readme).data
-        if hub_repo_id(backbone) and not os.environ.get("HF_HUB_OFFLINE"):
-            return ModelCard.load(backbone).data
-    except Exception as exc:  # optional metadata: a missing or unreachable card must never stop a save
-        logger.info("no card data for backbone %s (%s): license and language left to the caller", backbone, exc)
-    return None
-
-
-def _model_index(model_name: str, eval_results: Mapping | None) -> list[EvalResult] | None:
-    """Scores in the Hub's evaluation-results format (the card's `model-index`): one entry per task and
-    metric; a bare score is the task's `main_score`, as mteb names it."""
-    results = []
+def score_rows(eval_results: Mapping | None, cut: str | None = None) -> list[dict]:
+    """`{task: score}` or `{task: {metric: score}}` as card rows (task, type, metric, value, cut, baseline)."""
+    rows = []
     for task, score in sorted((eval_results or {}).items()):
         metrics = score.items() if isinstance(score, Mapping) else [("main_score", score)]
-        for metric, value in metrics:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                results.append(EvalResult(task_type="feature-extraction", dataset_type=task, dataset_name=task,
-                                          metric_type=metric, metric_value=float(value)))
-    return results or None
+        rows += [{"task": task, "type": None, "metric": metric, "value": float(value), "cut": cut, "baseline": None}
+                 for metric, value in metrics if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    return rows
+
+
+def _model_index(rows: Sequence[Mapping]) -> list[EvalResult] | None:
+    """Scores in the Hub's evaluation-results format (the card's `model-index`): one entry per task and
+    metric, the cut it was scored on as the dataset config."""
+    return [EvalResult(task_type="feature-extraction", task_name=row.get("type"), dataset_type=row["task"],
+                       dataset_name=row["task"], dataset_config=row.get("cut"), metric_type=row["metric"],
+                       metric_value=float(row["value"]))
+            for row in rows] or None
+
+
+def _score(value: float) -> str:
+    return f"{value:.4f}" if abs(value) <= 1 else f"{value:.2f}"  # 0-1 scores keep their digits, x100 ones two
+
+
+def _evaluation_section(rows: Sequence[Mapping]) -> str:
+    if not rows:
+        return "No evaluation results were recorded with this card."
+    baseline = any(row.get("baseline") is not None for row in rows)
+    lines = ["| task | type | metric | cut | score |" + (" untrained backbone |" if baseline else ""),
+             "|---|---|---|---|---:|" + ("---:|" if baseline else "")]
+    for row in rows:
+        cells = [row["task"], row.get("type") or "", row["metric"], row.get("cut") or "full", _score(row["value"])]
+        if baseline:
+            cells.append(_score(row["baseline"]) if row.get("baseline") is not None else "")
+        lines.append("| " + " | ".join(cell_text(c) for c in cells) + " |")
+    cuts = sorted({row.get("cut") for row in rows if row.get("cut")})
+    if cuts:
+        lines.append(f"\nCut {', '.join(cuts)}: each task capped at that many rows (`--eval_quick`): a fast "
+                     "check, not comparable with whole-suite or MTEB scores.")
+    return "\n".join(lines)
+
+
+def _limitations_section(config, rows: Sequence[Mapping], language: str) -> str:
+    lines = [f"- Trained on {language} text only (English stopwords shape its targets); other languages are untested.",
+             f"- Trained on texts of up to {config.max_length} tokens; it reads up to "
+             f"{getattr(config, 'encode_length', config.max_length)} tokens per text at inference, longer texts are "
+             "cut there."]
+    below = [row for row in rows if row.get("baseline") is not None and row["value"] < row["baseline"]]
+    for row in below:
+        cut = f" ({row['cut']})" if row.get("cut") else ""
+        lines.append(f"- {row['task']}{cut}: {_score(row['value'])} against the untrained backbone's "
+                     f"{_score(row['baseline'])}, a drop of {row['baseline'] - row['value']:.2f}: this model is "
+                     "worse than its untrained backbone on this kind of task.")
+    if rows and not below and any(row.get("baseline") is not None for row in rows):
+        lines.append("- It scored at or above the untrained backbone on every task of the table above.")
+    if not rows:
+        lines.append("- No evaluation was recorded: measure it on your task before relying on it.")
+    return "\n".join(lines)
 
 
 def render_model_card(
@@ -109,36 +142,44 @@ def render_model_card(
     training_args=None,
     log_history: Sequence[Mapping] | None = None,
     eval_results: Mapping[str, float] | None = None,
+    scores: Sequence[Mapping] | None = None,
     lora_merged: bool = True,
     license: str | None = None,
     language: str | list[str] | None = None,
     tags: str | Sequence[str] | None = None,
     dataset_ids: str | Sequence[str] | None = None,
+    output_dir: str | None = None,
 ) -> ModelCard:
     """The model card of a Text2Token model (`config`: its `Text2TokenConfig`, or the model itself),
     filled from whatever run data is given: target metadata, `TrainingArguments`,
-    `trainer.state.log_history`, and evaluation scores (task -> score)."""
+    `trainer.state.log_history`, and evaluation scores: `eval_results` (task -> score) or `scores` (rows
+    with task, type, metric, value, cut and the untrained backbone's `baseline`).
+    `base_model`: what the run started from (Hub id, folder or the embedded default): the card cites the
+    original backbone and its license, and a trained Text2Token folder as the parent stage."""
     config = getattr(config, "config", config)
     targets = [targets] if isinstance(targets, TargetInfo) else list(targets or [])
     log_history = list(log_history or [])
     lm = config.lm_config
-    backbone = base_model or next((t.backbone for t in targets if t.backbone), None) \
-        or getattr(lm, "_name_or_path", "") or "unknown"
+    source = base_model or next((t.backbone for t in targets if t.backbone), None) or getattr(lm, "_name_or_path", "")
+    lineage = resolve_lineage(source, fetch_card=license is None or language is None)
+    backbone = lineage.name(source or "unknown")
     repo_id = repo_id or config._name_or_path or "path/to/this/model"
     tags = [tags] if isinstance(tags, str) else list(tags or [])
     hub_datasets = [dataset_ids] if isinstance(dataset_ids, str) else list(dataset_ids or [])
-    hub_datasets += [t.corpus for t in targets if hub_repo_id(t.corpus)]
+    # Hub ids and text2token's named corpora; a local file's name@sha256 says nothing to a Hub reader.
+    hub_datasets += lineage.datasets + [t.corpus for t in targets if t.corpus and "@" not in t.corpus
+                                        and (hub_repo_id(t.corpus) or "/" not in t.corpus)]
     model_name = model_name or repo_id.rstrip("/").split("/")[-1]
-    upstream = _backbone_card_data(backbone) if license is None or language is None else None
+    rows = list(scores or []) or score_rows(eval_results)
+    license = license or lineage.license or "other"  # the backbone's license binds the fine-tuned weights
+    # The targets drop English stopwords, so the language defaults to English where the backbone does not say.
+    language = language or lineage.language or "en"
     data = ModelCardData(
-        # The backbone's license binds the fine-tuned weights; the targets drop English stopwords, so
-        # the language defaults to English where the backbone card does not say.
-        license=license or getattr(upstream, "license", None) or "other",
-        language=language or getattr(upstream, "language", None) or "en",
+        license=license, language=language,
         library_name="sentence-transformers", pipeline_tag="sentence-similarity",
-        tags=list(dict.fromkeys(MODEL_TAGS + tags)), base_model=hub_repo_id(backbone),
+        tags=list(dict.fromkeys(MODEL_TAGS + tags)), base_model=lineage.base_model or hub_repo_id(source),
         datasets=list(dict.fromkeys(hub_datasets)) or None,
-        model_name=model_name, eval_results=_model_index(model_name, eval_results),
+        model_name=model_name, eval_results=_model_index(rows),
     )
     first, last, train_loss = _loss_points(log_history)
     target_rows = [{
@@ -147,18 +188,77 @@ def render_model_card(
         "dropped": ", ".join(f"{n} ({DROP_REASONS.get(k, k)})" for k, n in sorted(t.dropped.items())),
         "mean_size": number_text(t.stats["mean_target_size"]) if "mean_target_size" in t.stats else None,
     } for t in targets]
-    scores = [(task, ", ".join(f"{m}: {number_text(v)}" for m, v in score.items()) if isinstance(score, Mapping)
-               else number_text(score)) for task, score in sorted((eval_results or {}).items())]
+    language_text = "English" if language in ("en", ["en"]) else ", ".join([language] if isinstance(language, str)
+                                                                          else language)
+    version = package_version("text2token") or "unknown"
     return ModelCard.from_template(
         data, **template_source(MODEL_CARD_TEMPLATE), config=config, repo_id=repo_id, backbone=backbone,
-        model_name=model_name,
+        backbone_url=f"https://huggingface.co/{lineage.base_model}" if lineage.base_model else None,
+        parent=lineage.parent, license=None if license == "other" else license, model_name=model_name,
         architecture=(getattr(lm, "architectures", None) or [lm.model_type])[0],
         num_layers=getattr(lm, "num_hidden_layers", "?"), hidden_size=lm.hidden_size, vocab_size=lm.vocab_size,
         lora=_lora_line(config.lora, lora_merged),
+        prompts=sorted((getattr(config, "prompts", None) or {}).items()),
+        similarity=getattr(config, "similarity", None) or "cosine",
         stages=list(dict.fromkeys(STAGES.get(t.method, t.method) for t in targets)), targets=target_rows,
         hyperparameters=_hyperparameters(training_args, config, log_history) if training_args else [],
-        first_loss=first, last_loss=last, train_loss=train_loss, eval_results=scores,
+        first_loss=first, last_loss=last, train_loss=train_loss,
+        evaluation_section=_evaluation_section(rows),
+        limitations_section=_limitations_section(config, rows, language_text),
+        language_text=language_text, encode_length=getattr(config, "encode_length", config.max_length),
+        usage_path=usage_path(repo_id, output_dir), frameworks=framework_versions(),
+        paper_bibtex=PAPER_BIBTEX, library_bibtex=library_bibtex(version),
     )
+
+
+def update_model_card_scores(folder: str | os.PathLike, scores: Sequence[Mapping]) -> Path:
+    """Put evaluation `scores` (rows as `render_model_card` takes them) into the card a run saved in
+    `folder`: its `model-index`, Evaluation and Limitations sections. Written atomically."""
+    from .configuration import Text2TokenConfig
+
+    path = Path(folder) / "README.md"
+    card = ModelCard.load(path)
+    config = Text2TokenConfig.from_pretrained(folder)
+    language = card.data.language or "en"
+    language_text = "English" if language in ("en", ["en"]) else ", ".join(
+        [language] if isinstance(language, str) else language)
+    card.data.eval_results = _model_index(scores)
+    card.data.model_name = card.data.model_name or Path(folder).name
+    text = replace_section(card.text, "evaluation", _evaluation_section(scores))
+    card.text = replace_section(text, "limitations", _limitations_section(config, scores, language_text))
+    card.save(f"{path}.tmp")
+    os.replace(f"{path}.tmp", path)
+    return path
+
+
+EXPORT_USAGE = """With [sentence-transformers](https://sbert.net) alone (no `text2token`, no remote code): this
+folder is the backbone{merged} as a standard `{architecture}` checkpoint, followed by sentence-transformers'
+own Transformer -> Pooling (mean){normalize} modules, reading up to {length} tokens per text.
+
+```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("{path}")
+embeddings = model.encode(["a vessel for travel on water", "a small boat"])
+model.similarity(embeddings, embeddings)  # cosine
+```"""
+
+
+def export_model_card(source: str | os.PathLike | None, config, *, normalize: bool, path: str | None = None) -> ModelCard:
+    """The card of a plain sentence-transformers export of the model in `source`: that folder's card (its
+    metadata, run data and scores) with the export's usage, or one rendered from `config` without a card."""
+    readme = Path(source, "README.md") if source is not None else None
+    card = ModelCard.load(readme) if readme is not None and readme.is_file() else None
+    if card is None or "<!-- usage -->" not in card.text:  # none, or a card older than its usage markers
+        card = render_model_card(config, base_model=str(source) if source else None)
+    lm = config.lm_config
+    usage = EXPORT_USAGE.format(merged=" with the LoRA merged" if source else "",
+                                architecture=(getattr(lm, "architectures", None) or [lm.model_type])[0],
+                                normalize=" -> Normalize" if normalize else "",
+                                length=getattr(config, "encode_length", config.max_length),
+                                path=path or "path/to/this/export")
+    card.text = replace_section(card.text, "usage", usage)
+    return card
 
 
 def push_model_to_hub(model, repo_id: str, *, merge_lora: bool = True, model_card: str | ModelCard | None = None,

@@ -77,6 +77,9 @@ class Text2TokenTrainer(Trainer):
         self._merge_on_save = self._final_save = self._pushing = False
         self._target_infos = [info for info in (read_info(train_dataset),) if info is not None] \
             if hasattr(train_dataset, "info") else []
+        # What the run started from (Hub id, folder, embedded alias), so the card cites the original
+        # backbone and its license; `text2token train` sets it. Default: the config's portable name.
+        self.model_card_base_model: str | None = None
         # The objective is a loss module (text2token.losses); by default the one `args.loss` names.
         if loss is None or isinstance(loss, str):
             loss = build_loss(loss or getattr(args, "loss", None) or "token_targets", model, args)
@@ -251,13 +254,13 @@ class Text2TokenTrainer(Trainer):
     def _write_model_card(self, output_dir: str, **card_kwargs) -> None:
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         run_data = {"targets": self._target_infos, "training_args": self.args,
-                    "log_history": list(self.state.log_history),
+                    "log_history": list(self.state.log_history), "base_model": self.model_card_base_model,
                     **{k: v for k, v in card_kwargs.items() if v is not None}}
         # So a later `model.push_to_hub(repo_id)` publishes this card too (named after that repo).
         model.model_card_data = {k: v for k, v in run_data.items() if k != "model_name"}
         merged = bool(getattr(self.args, "merge_lora_on_save", False))
         card = render_model_card(model.config, repo_id=self.hub_model_id or os.path.basename(
-            os.path.normpath(self.args.output_dir)), lora_merged=merged,
+            os.path.normpath(self.args.output_dir)), lora_merged=merged, output_dir=self.args.output_dir,
                                  **run_data)
         path = os.path.join(output_dir, "README.md")
         card.save(f"{path}.tmp")

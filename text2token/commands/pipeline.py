@@ -23,6 +23,7 @@ from pathlib import Path
 from ..backbones import weights_digest
 from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..distributed import barrier, is_main_process, join_process_group
+from ..hub import update_model_card_scores
 from ..report import pipeline_report
 from ..records import refuse_differences
 from ..run_record import RUN_RECORD, recipe_record
@@ -129,7 +130,9 @@ def run_pipeline(args: argparse.Namespace) -> dict:
     if not is_main_process():  # under a multi-process launch, evaluation and the report are the main's
         return summary
     if not args.skip_eval:
-        summary["table"] = evaluate_stages(stage1, stage2, args).to_dict(orient="index")
+        table = evaluate_stages(stage1, stage2, args)
+        summary["table"] = table.to_dict(orient="index")
+        write_final_card(stage2["output_dir"], table, args.eval_quick)
     summary["pipeline_wall_s"] = round(time.time() - started, 1)
     # The table to the trackers of stage 2's report_to, then report.md beside the stage folders.
     root = Path(stage2["output_dir"]).parent
@@ -137,6 +140,30 @@ def run_pipeline(args: argparse.Namespace) -> dict:
                                             settings=vars(args), table_png=root / "eval" / "summary.png"))
     logger.info("Pipeline done in %.0f s", summary["pipeline_wall_s"])
     return summary
+
+
+def card_scores(table, system: str = "text2token-stage2", baseline: str = "untrained",
+                quick: int | None = None) -> list[dict]:
+    """The closing table's row of `system` as model-card score rows: each task's type, main metric,
+    score, the cut it was scored on and the `baseline` row's score beside it."""
+    from ..evaluation.offline_tasks import OFFLINE_TASKS
+
+    tasks = {cls.metadata.name: cls.metadata for cls in OFFLINE_TASKS}
+    row, base = table.loc[system], table.loc[baseline] if baseline in table.index else None
+    return [{"task": name, "type": meta.type, "metric": meta.main_score, "value": round(float(row[name]), 2),
+             "cut": f"quick-{quick}" if quick else "full",
+             "baseline": round(float(base[name]), 2) if base is not None and base.get(name) == base.get(name) else None}
+            for name, meta in tasks.items() if name in table.columns and row[name] == row[name]]  # NaN: not scored
+
+
+def write_final_card(stage_dir: str, table, quick: int | None) -> None:
+    """Put the closing table's scores into the final model's card (model-index, Evaluation, Limitations)."""
+    try:
+        path = update_model_card_scores(stage_dir, card_scores(table, quick=quick))
+    except (FileNotFoundError, ValueError) as exc:  # a card saved before the card had score sections
+        logger.warning("the scores were not written into %s's model card: %s", stage_dir, exc)
+    else:
+        logger.info("Wrote the closing table's scores into %s", path)
 
 
 def evaluate_stages(stage1: dict, stage2: dict, args: argparse.Namespace):

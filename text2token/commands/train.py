@@ -98,6 +98,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
                                            plot_path=Path(training_args.output_dir) / "alignment.png"))
     trainer = Text2TokenTrainer(model=model, args=training_args, train_dataset=train_dataset,
                                 loss=loss_cls.from_args(model, training_args))
+    trainer.model_card_base_model = model_args.backbone  # the card cites the original backbone and its license
     for callback in callbacks:  # ahead of the report_to trackers and the console, which read what it adds to a log
         trainer.callback_handler.callbacks.insert(0, callback)
     if checkpoint:

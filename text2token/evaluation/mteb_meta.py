@@ -13,6 +13,7 @@ folder instead of overwriting the old results.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import typing
@@ -23,7 +24,9 @@ from mteb.types._metadata import Licenses
 from safetensors import safe_open
 
 from ..backbones import weights_digest
+from ..cards import PAPER_BIBTEX, PAPER_URL, hub_repo_id, library_bibtex, package_version, training_code_url
 from ..configuration import Text2TokenConfig
+from ..lineage import resolve_lineage
 from .mteb_encoder import EmbedderEncoder, mteb_model_name
 
 LOCAL_ORG = "text2token-eval"  # the org of a local folder's name (mteb names are "org/model")
@@ -84,6 +87,41 @@ def _local_name(folder: Path) -> str:
     return mteb_model_name(f"{folder.resolve().parent.name}-{folder.resolve().name}")
 
 
+def _release_date(folder: Path, hub_id: str | None) -> str:
+    """The day the weights were saved: the Hub's last commit for a Hub id (a snapshot's files carry the
+    download time), else the newest weight file's modification time."""
+    if hub_id:
+        try:
+            from huggingface_hub import HfApi
+
+            modified = HfApi().model_info(hub_id).last_modified
+            if modified is not None:
+                return modified.date().isoformat()
+        except Exception:  # offline or unreachable: the files' own time below
+            pass
+    newest = max(path.stat().st_mtime for path in folder.glob("*.safetensors"))
+    return datetime.datetime.fromtimestamp(newest, tz=datetime.timezone.utc).date().isoformat()
+
+
+def _run_corpora(folder: Path) -> set[str]:
+    """The corpora the run record (training_complete.json) names, portably (a local file by its name)."""
+    marker = folder / "training_complete.json"
+    if not marker.is_file():
+        return set()
+    data = (json.loads(marker.read_text()).get("recipe") or {}).get("data") or {}
+    corpus = data.get("corpus")
+    if not corpus:
+        return set()
+    return {corpus if hub_repo_id(corpus) or not Path(corpus).exists() else Path(corpus).name}
+
+
+def _reference(folder: Path, hub_id: str | None) -> str:
+    """The model's page: its Hub repo (given, or the run's hub_model_id), else the method's paper."""
+    name = hub_id or (_local_name(folder) if (folder / "training_args.json").is_file() else None)
+    return f"https://huggingface.co/{name}" if name and hub_repo_id(name) and not name.startswith(LOCAL_ORG) \
+        else PAPER_URL
+
+
 def model_meta(source: str | Path, *, name: str | None = None, revision: str | None = None,
                max_length: int | None = None, license: str | None = None,
                training_datasets: set[str] | None = None) -> ModelMeta:
@@ -97,6 +135,10 @@ def model_meta(source: str | Path, *, name: str | None = None, revision: str | N
     - `training_datasets`: the mteb tasks whose data the model saw. Default: none, as Text2Token trains
       unsupervised on raw corpora (the wiki/WordNet texts are no mteb task's split).
     - `license`: default the model card's, when mteb knows it ("other" or a missing card: None).
+    - `release_date`: when the weights were saved; `adapted_from`: the original backbone (the card's
+      `base_model`, else the config's); `training_datasets`: the corpora of the card and the run record
+      (no mteb task's split: Text2Token trains on raw text); `use_instructions`: whether the config holds
+      query/document prompts.
     """
     folder, hub_id, revision = _resolve(source, revision)
     config = Text2TokenConfig.from_pretrained(folder)
@@ -114,7 +156,10 @@ def model_meta(source: str | Path, *, name: str | None = None, revision: str | N
                  if code in _LANGUAGES] or None
     base = card.get("base_model")
     base = base[0] if isinstance(base, list) and base else base
+    base = base or resolve_lineage(getattr(config.lm_config, "_name_or_path", None), fetch_card=False).base_model
     datasets = card.get("datasets") or []
+    if training_datasets is None:
+        training_datasets = set(datasets) | _run_corpora(folder)
     n_params, memory_mb = _weight_counts(folder)
     lm = config.lm_config
     length = max_length or config.encode_length
@@ -125,7 +170,7 @@ def model_meta(source: str | Path, *, name: str | None = None, revision: str | N
         loader_kwargs={"max_length": length},
         name=name,
         revision=revision,
-        release_date=None,
+        release_date=_release_date(folder, hub_id),
         languages=languages,
         n_parameters=n_params,
         # The input embedding matrix (tied or not, the LM head is the same shape and stays frozen).
@@ -135,15 +180,17 @@ def model_meta(source: str | Path, *, name: str | None = None, revision: str | N
         embed_dim=lm.hidden_size,
         license=license,
         open_weights=True,
-        public_training_code=None,
+        public_training_code=training_code_url(),
         public_training_data=f"https://huggingface.co/datasets/{datasets[0]}" if datasets else None,
         framework=["PyTorch", "Transformers", "safetensors",
                    *(["Sentence Transformers"] if (folder / "modules.json").is_file() else [])],
-        reference=f"https://huggingface.co/{hub_id}" if hub_id else None,
+        reference=_reference(folder, hub_id),
         similarity_fn_name="cosine",
-        use_instructions=config.prompt is not None,  # PromptEOL wraps every input in a fixed template
+        # Query/document prompts, not the PromptEOL template (a pooling setting, the same for every text).
+        use_instructions=bool(getattr(config, "prompts", None)),
         training_datasets=set(training_datasets or ()),
         adapted_from=base,
+        citation=f"{PAPER_BIBTEX}\n\n{library_bibtex(package_version('text2token') or 'unknown')}",
     )
 
 
