@@ -58,7 +58,8 @@ class DataArguments:
         "help": "Files of a Hub dataset to load (e.g. wiki1m_for_simcse.txt of princeton-nlp/datasets-for-simcse)."})
     max_train_samples: int | None = None
     targets: str | None = field(default=None, metadata={
-        "help": "A prebuilt target dataset (folder); otherwise targets are built into <output_dir>/targets."})
+        "help": "Prebuilt targets: a saved folder, a .parquet file or a Hub dataset id (owner/name); otherwise targets "
+                "are built into <output_dir>/targets."})
     target_method: str = field(default="data", metadata={
         "help": "data: the text's own tokens (stage 1) | model: tokens the frozen starting model derives (stage 2; "
                 "needs --backbone to be a trained Text2Token model)"})
