@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,12 +85,10 @@ class DataArguments:
 class Text2TokenTrainingArguments(TrainingArguments):
     merge_lora_on_save: bool = field(default=True, metadata={
         "help": "Fold the LoRA adapter into the weights of the final saved model (checkpoints stay unmerged)."})
-    remove_unused_columns: bool = field(default=False, metadata={"help": "The collator needs the text column."})
     loss: str = field(default="token_targets", metadata={
         "help": "The training objective (text2token.losses): token_targets: KL to the target token distributions "
                 "(Text2Token) | simcse: unsupervised SimCSE (two dropout views, in-batch negatives) | mntp: masked "
                 "next-token prediction (LLM2Vec's first step; use with attention=bidirectional)"})
-    objective: str | None = field(default=None, metadata={"help": "Deprecated name of --loss."})
     simcse_temperature: float = field(default=SIMCSE_TEMPERATURE, metadata={"help": "SimCSE similarity temperature."})
     simcse_attention_dropout: float = field(default=SIMCSE_ATTENTION_DROPOUT, metadata={
         "help": "SimCSE: attention dropout turned on in the backbone while training (LLM2Vec's simcse_dropout)."})
@@ -117,24 +114,13 @@ class Text2TokenTrainingArguments(TrainingArguments):
                 "be checked against the model's."})
 
     def __post_init__(self):
-        self._resolve_loss_alias()
+        loss_class(self.loss)  # an unknown name fails here, before any model loads
         self.report_to = _tracker_names(self.report_to)
         # Before TrainingArguments sets up the device: join the launcher's group with ddp_timeout (gloo
         # on a machine without a GPU; Trainer's own CPU path would drop the timeout).
         join_process_group(self.ddp_timeout)
         super().__post_init__()
 
-
-    def _resolve_loss_alias(self) -> None:
-        """`objective:` (older recipes) still works, as a deprecated name of `loss:`."""
-        if self.objective is not None:
-            if self.loss not in ("token_targets", self.objective):
-                raise ValueError(f"conflicting options: objective={self.objective!r} (deprecated) and "
-                                 f"loss={self.loss!r}; keep only loss")
-            warnings.warn(f"objective={self.objective!r} is deprecated: write loss: {self.objective} instead",
-                          FutureWarning, stacklevel=3)
-            self.loss, self.objective = self.objective, None
-        loss_class(self.loss)  # an unknown name fails here, before any model loads
 
 
 def _tracker_names(report_to):
