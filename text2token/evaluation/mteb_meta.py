@@ -22,7 +22,7 @@ from mteb.models import ModelMeta
 from mteb.types._metadata import Licenses
 from safetensors import safe_open
 
-from ..backbones import weights_digest
+from ..digests import weights_digest
 from ..configuration import Text2TokenConfig
 from .mteb_encoder import EmbedderEncoder, mteb_model_name
 
