@@ -7,7 +7,7 @@ and on two processes.
   Reported: microseconds per row of the build, and peak RSS (the build's process; its map workers
   beside it). Targets: per-row time at the largest size <= 1.3x that at the smallest; peak RSS grows
   less than 2x from the middle size to the largest.
-- Model-derived: `text2token targets build --method model` with the tiny model (2 layers, real 49k
+- Model-derived: `text2token targets build --target_method model` with the tiny model (2 layers, real 49k
   vocabulary) over the same kind of texts, as one process and under `accelerate launch` with
   recipes/accelerate_configs/cpu_ddp2.yaml (two gloo processes, one thread each). Wall time of each
   command (process start-up included) and the speed-up; no target (it depends on the cores free).
@@ -106,7 +106,7 @@ def model_derived(rows: int, tmp: Path) -> dict[int, float]:
            "HF_DATASETS_CACHE": str(tmp / "hf-cache-model")}
     seconds = {}
     for processes in (1, 2):
-        args = ["-m", "text2token.cli", "targets", "build", "--method", "model", "--backbone", str(tmp / "tiny-model"),
+        args = ["-m", "text2token.cli", "targets", "build", "--target_method", "model", "--backbone", str(tmp / "tiny-model"),
                 "--corpus", str(corpus), "--output", str(tmp / f"model-targets-{processes}")]
         launcher = [] if processes == 1 else ["-m", "accelerate.commands.launch", "--config_file",
                                               str(ROOT / "recipes/accelerate_configs/cpu_ddp2.yaml")]

@@ -1,7 +1,6 @@
 """The objectives as loss modules: SimCSE with dropout noise, MNTP, the registry and the trainer's logs."""
 
 import copy
-import warnings
 
 import datasets
 import pytest
@@ -196,18 +195,13 @@ def test_the_registry_names_every_loss(real_tokenizer, tmp_path):
         build_loss("triplet", model)
 
 
-def test_objective_is_a_deprecated_alias_of_loss(tmp_path):
+def test_the_removed_objective_key_is_named_as_unknown(tmp_path):
+    # `objective:` was a deprecated alias of `loss:`; recipes now name their loss with `loss:` only.
     config = tmp_path / "old.yaml"
     config.write_text("objective: simcse\nsimcse_temperature: 0.05\n")
-    with pytest.warns(FutureWarning, match="objective='simcse' is deprecated: write loss: simcse instead"):
-        _, _, training_args = parse_recipe_args((ModelArguments, DataArguments, Text2TokenTrainingArguments),
-                                                ["--config", str(config), "--output_dir", str(tmp_path / "o"),
-                                                 "--use_cpu", "true"])
-    assert training_args.loss == "simcse"
-    with pytest.raises(ValueError, match="conflicting options: objective='simcse' .* and loss='mntp'"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _args(tmp_path, objective="simcse", loss="mntp")
+    with pytest.raises(ValueError, match=r"old.yaml: unknown option\(s\) \['objective'\]"):
+        parse_recipe_args((ModelArguments, DataArguments, Text2TokenTrainingArguments),
+                          ["--config", str(config), "--output_dir", str(tmp_path / "o"), "--use_cpu", "true"])
 
 
 def test_the_trainer_logs_the_token_target_loss_components(real_tokenizer, tmp_path):

@@ -10,7 +10,7 @@ from mteb.models import ModelMeta
 from mteb.results import TaskResult
 from safetensors.torch import load_file
 
-from text2token.backbones import weights_digest
+from text2token.digests import weights_digest
 from text2token.evaluation import model_meta
 from text2token.evaluation.mteb_meta import register
 

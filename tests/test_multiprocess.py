@@ -51,8 +51,9 @@ def test_sharded_model_derived_build_equals_one_process(tmp_path, tiny_model):
 
     def build(num_processes):
         out = tmp_path / f"targets-{num_processes}"
-        args = ["text2token.cli", "targets", "build", "--method", "model", "--backbone", str(tmp_path / "model"),
-                "--corpus", str(corpus), "--top_k", "8", "--shard_size", "20", "--temperature", "0.05", "--output", str(out)]
+        args = ["text2token.cli", "targets", "build", "--target_method", "model", "--backbone", str(tmp_path / "model"),
+                "--corpus", str(corpus), "--target_top_k", "8", "--target_shard_size", "20", "--target_temperature", "0.05",
+                "--output", str(out)]
         launch.run(launch.command(args, num_processes, module=True), timeout=120, log=tmp_path / f"{out.name}.log")
         return out
 

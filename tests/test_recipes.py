@@ -8,7 +8,7 @@ from text2token.targets import load_targets, read_info
 from text2token.arguments import (DataArguments, ModelArguments, Text2TokenTrainingArguments, check_recipe,
                                   parse_recipe_args)
 
-from text2token.backbones import weights_digest
+from text2token.digests import weights_digest
 from model_fixtures import SENTENCES, load_recipe_script
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,6 +17,7 @@ Text2TokenConfig.register_for_auto_class()
 Text2TokenModel.register_for_auto_class("AutoModel")
 
 __all__ = [
+    "__version__",
     "LOSSES",
     "MNTPLoss",
     "PROMPT_EOL",

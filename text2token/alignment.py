@@ -28,6 +28,7 @@ from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from .explain import topk_tokens
 from .targets.data_driven import content_token_ids, resolve_stopwords
+from .targets.defaults import TARGET_DEFAULTS
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,10 @@ class AlignmentScores:
 
 
 def content_token_sets(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
-                       stopwords: str | Iterable[str] = "nltk", max_length: int | None = None) -> list[frozenset[int]]:
-    """`T` for each text: the unique ids of its data-driven content tokens (built as stage-1 targets)."""
-    words, _ = resolve_stopwords(stopwords)
+                       stopwords: str | Iterable[str] | None = None, max_length: int | None = None) -> list[frozenset[int]]:
+    """`T` for each text: the unique ids of its data-driven content tokens (built as stage-1 targets;
+    stopwords None: their default list)."""
+    words, _ = resolve_stopwords(TARGET_DEFAULTS.stopwords if stopwords is None else stopwords)
     return [frozenset(row) for row in content_token_ids(tokenizer, list(texts), words, max_length=max_length)]
 
 

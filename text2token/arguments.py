@@ -10,24 +10,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from .adapters import LoraSettings
 from .backbones import EMBEDDED_DEFAULT
+from .configuration import Text2TokenConfig
 from .corpora import DEFAULT_CORPUS
 from .losses import (
     MNTP_BLANK_TOKEN,
     MNTP_PROBABILITY,
     SIMCSE_ATTENTION_DROPOUT,
     SIMCSE_HIDDEN_DROPOUT,
+    SIMCSE_TEMPERATURE,
     loss_class,
 )
 from .distributed import join_process_group
 from .targets.data_driven import resolve_stopwords
+from .targets.defaults import TARGET_DEFAULTS
 
 
 @dataclass
@@ -38,11 +41,13 @@ class ModelArguments:
     pooling: str = field(default="mean", metadata={"help": "mean | last"})
     attention: str = field(default="causal", metadata={"help": "causal | bidirectional"})
     prompt: str | None = field(default=None, metadata={"help": "Template with {text}; last pooling defaults to PromptEOL."})
-    max_length: int = field(default=128, metadata={"help": "Tokens per text, prompt included."})
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    max_length: int = field(default=Text2TokenConfig.max_length, metadata={
+        "help": "Training length: tokens per text, prompt included."})
+    # The adapter's defaults are LoraSettings' (the paper's).
+    lora_r: int = LoraSettings.r
+    lora_alpha: int = LoraSettings.lora_alpha
+    lora_dropout: float = LoraSettings.lora_dropout
+    lora_target_modules: list[str] = field(default_factory=lambda: list(LoraSettings().target_modules))
     dtype: str | None = field(default=None, metadata={"help": "float32 | bfloat16 | float16 (weights' dtype)."})
     attn_implementation: str | None = field(default=None, metadata={"help": "sdpa | eager | flash_attention_2"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Run modeling code shipped with the backbone."})
@@ -58,19 +63,20 @@ class DataArguments:
         "help": "Files of a Hub dataset to load (e.g. wiki1m_for_simcse.txt of princeton-nlp/datasets-for-simcse)."})
     max_train_samples: int | None = None
     targets: str | None = field(default=None, metadata={
-        "help": "A prebuilt target dataset (folder); otherwise targets are built into <output_dir>/targets."})
+        "help": "Prebuilt targets: a saved folder, a .parquet file or a Hub dataset id (owner/name); otherwise targets "
+                "are built into <output_dir>/targets."})
     target_method: str = field(default="data", metadata={
         "help": "data: the text's own tokens (stage 1) | model: tokens the frozen starting model derives (stage 2; "
                 "needs --backbone to be a trained Text2Token model)"})
-    weighting: str = field(default="uniform", metadata={"help": "Data-driven weighting: uniform (paper) | idf"})
-    stopwords: str = field(default="nltk", metadata={
+    weighting: str = field(default=TARGET_DEFAULTS.weighting, metadata={"help": "Data-driven weighting: uniform (paper) | idf"})
+    stopwords: str = field(default=TARGET_DEFAULTS.stopwords, metadata={
         "help": "Data-driven stopword list: nltk (the paper's, shipped with text2token) | sklearn | none | "
                 "a file of words (whitespace-separated, # comments)"})
     target_top_k: int | None = field(default=None, metadata={
         "help": "Keep at most this many target tokens (model-derived default: 32)."})
     target_temperature: float | None = field(default=None, metadata={
         "help": "Model-derived temperature tau; default the paper's (1e-4 mean pooling, 1e-5 last pooling)."})
-    target_shard_size: int = field(default=1024, metadata={"help": "Texts per resumable shard of the model pass."})
+    target_shard_size: int = field(default=TARGET_DEFAULTS.shard_size, metadata={"help": "Texts per resumable shard of the model pass."})
     target_num_proc: int | None = field(default=None, metadata={
         "help": "Tokenizer worker processes for data-driven targets (datasets.map num_proc); for large corpora."})
 
@@ -79,13 +85,11 @@ class DataArguments:
 class Text2TokenTrainingArguments(TrainingArguments):
     merge_lora_on_save: bool = field(default=True, metadata={
         "help": "Fold the LoRA adapter into the weights of the final saved model (checkpoints stay unmerged)."})
-    remove_unused_columns: bool = field(default=False, metadata={"help": "The collator needs the text column."})
     loss: str = field(default="token_targets", metadata={
         "help": "The training objective (text2token.losses): token_targets: KL to the target token distributions "
                 "(Text2Token) | simcse: unsupervised SimCSE (two dropout views, in-batch negatives) | mntp: masked "
                 "next-token prediction (LLM2Vec's first step; use with attention=bidirectional)"})
-    objective: str | None = field(default=None, metadata={"help": "Deprecated name of --loss."})
-    simcse_temperature: float = field(default=0.05, metadata={"help": "SimCSE similarity temperature."})
+    simcse_temperature: float = field(default=SIMCSE_TEMPERATURE, metadata={"help": "SimCSE similarity temperature."})
     simcse_attention_dropout: float = field(default=SIMCSE_ATTENTION_DROPOUT, metadata={
         "help": "SimCSE: attention dropout turned on in the backbone while training (LLM2Vec's simcse_dropout)."})
     simcse_hidden_dropout: float = field(default=SIMCSE_HIDDEN_DROPOUT, metadata={
@@ -110,24 +114,13 @@ class Text2TokenTrainingArguments(TrainingArguments):
                 "be checked against the model's."})
 
     def __post_init__(self):
-        self._resolve_loss_alias()
+        loss_class(self.loss)  # an unknown name fails here, before any model loads
         self.report_to = _tracker_names(self.report_to)
         # Before TrainingArguments sets up the device: join the launcher's group with ddp_timeout (gloo
         # on a machine without a GPU; Trainer's own CPU path would drop the timeout).
         join_process_group(self.ddp_timeout)
         super().__post_init__()
 
-
-    def _resolve_loss_alias(self) -> None:
-        """`objective:` (older recipes) still works, as a deprecated name of `loss:`."""
-        if self.objective is not None:
-            if self.loss not in ("token_targets", self.objective):
-                raise ValueError(f"conflicting options: objective={self.objective!r} (deprecated) and "
-                                 f"loss={self.loss!r}; keep only loss")
-            warnings.warn(f"objective={self.objective!r} is deprecated: write loss: {self.objective} instead",
-                          FutureWarning, stacklevel=3)
-            self.loss, self.objective = self.objective, None
-        loss_class(self.loss)  # an unknown name fails here, before any model loads
 
 
 def _tracker_names(report_to):
@@ -192,9 +185,9 @@ def check_recipe(model_args: ModelArguments, data_args: DataArguments, training_
     loss = getattr(training_args, "loss", "token_targets")
     if not loss_class(loss).needs_targets and data_args.targets:
         problems.append(f"loss={loss} trains on plain text: drop targets (or use loss=token_targets)")
-    if data_args.target_method == "model" and data_args.weighting != "uniform":
+    if data_args.target_method == "model" and data_args.weighting != TARGET_DEFAULTS.weighting:
         problems.append(f"weighting={data_args.weighting!r} applies to data-driven targets, not target_method=model")
-    if data_args.target_method == "model" and data_args.stopwords != "nltk":
+    if data_args.target_method == "model" and data_args.stopwords != TARGET_DEFAULTS.stopwords:
         problems.append(f"stopwords={data_args.stopwords!r} applies to data-driven targets, not target_method=model")
     if data_args.target_method == "data":
         try:

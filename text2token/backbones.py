@@ -8,13 +8,15 @@ de-quantised weights loaded, and saved as safetensors into a cache folder that l
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from .cache import cache_root
+from .digests import file_digest, weights_digest
 
 logger = logging.getLogger(__name__)
 
@@ -28,11 +30,6 @@ EMBEDDED_LICENSE = "apache-2.0"
 _COMPLETE_MARKER = "text2token-conversion.json"
 
 
-def cache_root() -> Path:
-    """`$TEXT2TOKEN_CACHE`, else `~/.cache/text2token`."""
-    return Path(os.environ.get("TEXT2TOKEN_CACHE", Path.home() / ".cache" / "text2token"))
-
-
 def embedded_gguf_path() -> Path:
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
@@ -41,29 +38,6 @@ def embedded_gguf_path() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall with {INSTALL_HINT} --force-reinstall")
     return path
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-_WEIGHTS_DIGESTS: dict[tuple, str] = {}
-
-
-def weights_digest(folder: str | os.PathLike) -> str:
-    """sha256 of a model folder's safetensors files (12 hex digits): names its weights wherever the
-    folder lives. Remembered per process while the files' sizes and times stay the same."""
-    files = sorted(Path(folder).glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"{folder} has no .safetensors weights")
-    stamp = (str(Path(folder).resolve()), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-    if stamp not in _WEIGHTS_DIGESTS:
-        _WEIGHTS_DIGESTS[stamp] = hashlib.sha256("".join(file_digest(p) for p in files).encode()).hexdigest()[:12]
-    return _WEIGHTS_DIGESTS[stamp]
 
 
 def convert_embedded_default(cache_dir: Path | None = None) -> Path:

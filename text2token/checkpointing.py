@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from .files import write_atomic
+
 STAGING_DIR = ".checkpoint-staging"
 FINAL_STAGING_DIR = ".final-staging"
 REPLACED_PREFIX = ".replaced-"
@@ -63,10 +65,7 @@ def clear(path: str | os.PathLike) -> None:
 
 
 def _write_json(path: str, value) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        json.dump(value, handle)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(value))
 
 
 def write_manifest(folder: str, names) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from .configuration import Text2TokenConfig
 from .targets.schema import TARGET_IDS, TARGET_WEIGHTS, TEXT
 from .tokenization import tokenize_texts
 
@@ -19,9 +20,13 @@ class Text2TokenCollator:
     """
 
     tokenizer: PreTrainedTokenizerBase
-    max_length: int = 128
+    max_length: int | None = None  # None: the training length's default, Text2TokenConfig.max_length
     prompt: str | None = None
     text_column: str = TEXT
+
+    def __post_init__(self):
+        if self.max_length is None:
+            self.max_length = Text2TokenConfig.max_length
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         batch = dict(tokenize_texts(self.tokenizer, [f[self.text_column] for f in features],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import datasets
 
-from .backbones import cache_root
+from .cache import cache_root
 from .files import read_or_name_the_file
 
 logger = logging.getLogger(__name__)

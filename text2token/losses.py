@@ -116,18 +116,20 @@ class TokenTargetLoss(Text2TokenLoss):
 # alone gives 0.90 vs 0.79: views that differ yet still identify their text.
 SIMCSE_ATTENTION_DROPOUT = 0.3
 SIMCSE_HIDDEN_DROPOUT = 0.0
+# SimCSE's similarity temperature (Gao et al.; LLM2Vec's `loss_scale: 20`).
+SIMCSE_TEMPERATURE = 0.05
 
 
 class SimCSELoss(Text2TokenLoss):
     """Unsupervised SimCSE: each text passes twice (as one batch of 2B rows, so every row draws its own
     dropout masks); its two embeddings are positives, the batch's other texts negatives; temperature
-    0.05 (LLM2Vec's `loss_scale: 20`). Dropout noise (attention 0.3 as LLM2Vec; hidden dropout on
+    `SIMCSE_TEMPERATURE`. Dropout noise (attention 0.3 as LLM2Vec; hidden dropout on
     request) is added to the backbone on construction
     (`dropout_noise.add_dropout_noise`) and acts in train mode only; `remove_noise()` takes it out."""
 
     name = "simcse"
 
-    def __init__(self, model: nn.Module, temperature: float = 0.05,
+    def __init__(self, model: nn.Module, temperature: float = SIMCSE_TEMPERATURE,
                  attention_dropout: float = SIMCSE_ATTENTION_DROPOUT, hidden_dropout: float = SIMCSE_HIDDEN_DROPOUT):
         super().__init__(model)
         if not temperature > 0:
@@ -142,7 +144,7 @@ class SimCSELoss(Text2TokenLoss):
 
     @classmethod
     def from_args(cls, model, args) -> "SimCSELoss":
-        return cls(model, temperature=getattr(args, "simcse_temperature", 0.05),
+        return cls(model, temperature=getattr(args, "simcse_temperature", SIMCSE_TEMPERATURE),
                    attention_dropout=getattr(args, "simcse_attention_dropout", SIMCSE_ATTENTION_DROPOUT),
                    hidden_dropout=getattr(args, "simcse_hidden_dropout", SIMCSE_HIDDEN_DROPOUT))
 

@@ -87,7 +87,7 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         pooling: str = "mean",
         attention: str = "causal",
         prompt: str | None = None,
-        max_length: int = 128,
+        max_length: int | None = None,
         lora: dict | LoraSettings | None = None,
         dtype: torch.dtype | str | None = None,
         attn_implementation: str | None = None,
@@ -111,7 +111,8 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
             raise ValueError("from_backbone needs a tokenizer when given an already-loaded backbone")
         attn = backbone.config._attn_implementation
         config = Text2TokenConfig(
-            lm_config=backbone.config, pooling=pooling, attention=attention, prompt=prompt, max_length=max_length,
+            lm_config=backbone.config, pooling=pooling, attention=attention, prompt=prompt,
+            **({} if max_length is None else {"max_length": max_length}),  # None: the config's default
         )
         # A new composite config resets its sub-config's attention kernel; keep the one the backbone runs.
         config._attn_implementation = attn

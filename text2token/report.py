@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .alignment import plot_alignment
+from .files import write_atomic
 from .records import flatten_record
 from .run_record import read_record
 from .tracking import log_to_trackers, table_metrics
@@ -137,12 +138,7 @@ def write_report(output_dir: str | Path, stages: Mapping[str, Mapping], *, table
             sections += [f"![evaluation]({Path(os.path.relpath(table_png, output_dir)).as_posix()})", ""]
     else:
         sections += ["Not evaluated in this run.", ""]
-    path = output_dir / REPORT_NAME
-    partial = path.with_name(path.name + ".partial")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    partial.write_text("\n".join(sections))
-    os.replace(partial, path)  # a reader never sees half a report
-    return path
+    return write_atomic(output_dir / REPORT_NAME, "\n".join(sections))  # a reader never sees half a report
 
 
 def pipeline_report(output_dir: str | Path, stages: Mapping[str, Mapping], *, table: Mapping | None = None,

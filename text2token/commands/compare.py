@@ -23,8 +23,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..backbones import weights_digest
 from ..configuration import DEFAULT_INFERENCE_LENGTH
+from ..digests import weights_digest
 from ..evaluation.spread import seed_label, write_spread
 from .evaluate import evaluate
 from .pipeline import RECIPES, run_pipeline, run_stage

@@ -16,7 +16,8 @@ import logging
 import os
 from pathlib import Path
 
-from ..backbones import EMBEDDED_DEFAULT, cache_root
+from ..backbones import EMBEDDED_DEFAULT
+from ..cache import cache_root
 from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..evaluation.systems import BASELINES, load_system
 

@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..backbones import weights_digest
 from ..configuration import DEFAULT_INFERENCE_LENGTH
+from ..digests import weights_digest
 from ..distributed import barrier, is_main_process, join_process_group
 from ..hub import update_model_card_scores
-from ..report import pipeline_report
 from ..records import refuse_differences
+from ..report import pipeline_report
 from ..run_record import RUN_RECORD, recipe_record
 from . import evaluate as evaluate_command
 from .train import COMPLETE_MARKER, parse_args, train

@@ -19,7 +19,8 @@ from ..arguments import DataArguments, ModelArguments
 from ..backbones import portable_backbone_name, resolve_backbone
 from ..corpora import load_corpus
 from ..distributed import is_main_process, join_process_group
-from ..targets import TargetSpec, obtain
+from ..targets.lifecycle import obtain
+from ..targets.spec import TargetSpec
 
 logger = logging.getLogger("text2token.targets")
 

@@ -19,9 +19,10 @@ from ..arguments import (
     check_recipe,
     parse_recipe_args,
 )
-from ..backbones import portable_backbone_name, resolve_backbone, weights_digest
+from ..backbones import portable_backbone_name, resolve_backbone
 from ..checkpointing import last_complete_checkpoint
 from ..corpora import load_corpus
+from ..digests import weights_digest
 from ..distributed import wait_for_path
 from ..factory import build_model, is_text2token_checkpoint, lora_settings
 from ..files import write_atomic

@@ -23,8 +23,8 @@ from mteb.models import ModelMeta
 from mteb.types._metadata import Licenses
 from safetensors import safe_open
 
-from ..backbones import weights_digest
 from ..cards import PAPER_BIBTEX, PAPER_URL, hub_repo_id, library_bibtex, package_version, training_code_url
+from ..digests import weights_digest
 from ..configuration import Text2TokenConfig
 from ..lineage import resolve_lineage
 from .mteb_encoder import EmbedderEncoder, mteb_model_name

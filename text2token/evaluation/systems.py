@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backbones import EMBEDDED_DEFAULT, resolve_backbone, weights_digest  # noqa: F401 (re-exported)
+from ..backbones import EMBEDDED_DEFAULT, resolve_backbone  # noqa: F401 (re-exported)
+from ..digests import weights_digest  # noqa: F401 (re-exported)
 from ..modeling import Text2TokenModel
 
 BASELINES = ("untrained", "tfidf", "minilm")

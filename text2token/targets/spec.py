@@ -20,7 +20,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
-from ..backbones import file_digest, weights_digest
+from ..digests import file_digest, weights_digest
 from ..records import record_differences
 from .data_driven import WEIGHTINGS, resolve_stopwords
 from .defaults import TARGET_DEFAULTS
