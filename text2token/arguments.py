@@ -105,6 +105,9 @@ class Text2TokenTrainingArguments(TrainingArguments):
     report_to: list[str] = field(default_factory=lambda: ["none"], metadata={
         "help": "Trackers to log to (tensorboard, trackio, wandb, mlflow...; several space- or comma-separated), "
                 "'all' or 'none'."})
+    overwrite: bool = field(default=False, metadata={
+        "help": "Write into an output_dir that holds files this run did not write (same-named files are replaced); "
+                "a folder holding the run's inputs (backbone, targets, corpus) is refused all the same."})
     allow_unverified_targets: bool = field(default=False, metadata={
         "help": "Train on targets that carry no TargetInfo (text2token_targets.json), whose tokenizer cannot "
                 "be checked against the model's."})

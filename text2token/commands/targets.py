@@ -10,7 +10,9 @@ from ..backbones import portable_backbone_name, resolve_backbone
 from ..corpora import load_corpus
 from ..distributed import is_main_process, join_process_group
 from ..modeling import Text2TokenModel
+from ..output_folder import claim_output_folder, sibling_lock
 from ..targets import build_data_driven_targets, load_targets, read_info, save_targets
+from ..targets.schema import INFO_FILE
 from ..targets.model_derived import PRIOR_FILE, build_model_derived_targets
 from ..targets.spec import (
     build_spec,
@@ -30,6 +32,9 @@ def build_targets(args: argparse.Namespace) -> None:
     join_process_group(args.ddp_timeout)
     if args.method == "data" and not is_main_process():
         return
+    if is_main_process():  # before any work: never over an input or a user's folder; one build per folder
+        claim_output_folder(args.output, option="--output", inputs={"backbone": args.backbone, "corpus": args.corpus},
+                            records=(INFO_FILE, "dataset_info.json"), lock_path=sibling_lock(args.output))
     corpus = load_corpus(args.corpus, text_column=args.text_column, max_rows=args.max_rows)
     model = None
     if args.method == "data":
@@ -48,7 +53,7 @@ def build_targets(args: argparse.Namespace) -> None:
     spec = build_spec(args.method, params, source=args.corpus, corpus=corpus, text_column=args.text_column,
                       split="train", max_rows=args.max_rows, tokenizer=tokenizer, model=model)
     output = Path(args.output)
-    if output.exists():  # every rank reads the same files here, so all take the same branch
+    if output.exists() and any(output.iterdir()):  # every rank reads the same files here: all take one branch
         try:
             existing = read_info(load_targets(output))
         except (FileNotFoundError, ValueError):
