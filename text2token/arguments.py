@@ -28,6 +28,7 @@ from .losses import (
 )
 from .distributed import join_process_group
 from .targets.data_driven import resolve_stopwords
+from .value_checks import recipe_problems
 
 
 @dataclass
@@ -172,7 +173,9 @@ def parse_recipe_args(dataclass_types, argv: list[str] | None = None, overrides:
         path = Path(known.config)
         if not path.is_file():
             raise FileNotFoundError(f"recipe config {path} does not exist")
-        config = yaml.safe_load(path.read_text()) or {}
+        config = yaml.safe_load(path.read_text())
+        if not config:  # an empty file would start a full default run
+            raise ValueError(f"{path}: the recipe is empty; give at least one option: value (see --help)")
         if not isinstance(config, dict):
             raise ValueError(f"{path}: expected a mapping of option: value, got {type(config).__name__}")
         known_keys = {f.name for dc in dataclass_types for f in dataclasses.fields(dc) if f.init}
@@ -190,8 +193,10 @@ def parse_recipe_args(dataclass_types, argv: list[str] | None = None, overrides:
 
 
 def check_recipe(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
-    """Refuse option combinations that would run but not do what they say."""
-    problems = []
+    """Refuse out-of-range values, and option combinations that would run but not do what they say."""
+    problems = recipe_problems(model_args, data_args, training_args)
+    if problems:
+        raise ValueError("; ".join(problems))
     loss = getattr(training_args, "loss", "token_targets")
     if not loss_class(loss).needs_targets and data_args.targets:
         problems.append(f"loss={loss} trains on plain text: drop targets (or use loss=token_targets)")

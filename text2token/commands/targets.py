@@ -11,6 +11,7 @@ from ..corpora import load_corpus
 from ..distributed import is_main_process, join_process_group
 from ..modeling import Text2TokenModel
 from ..output_folder import claim_output_folder, sibling_lock
+from ..value_checks import range_problem, temperature_problem
 from ..targets import build_data_driven_targets, load_targets, read_info, save_targets
 from ..targets.schema import INFO_FILE
 from ..targets.model_derived import PRIOR_FILE, build_model_derived_targets
@@ -24,12 +25,25 @@ from ..targets.spec import (
 logger = logging.getLogger("text2token.targets")
 
 
+def check_build_values(args: argparse.Namespace) -> None:
+    """Every numeric option in range before anything is loaded, each named with its range."""
+    problems = [range_problem(f"--{name}", getattr(args, name), low=1, integer=True)
+                for name in ("max_rows", "top_k", "num_proc") if getattr(args, name) is not None]
+    problems += [range_problem(f"--{name}", getattr(args, name), low=1, integer=True)
+                 for name in ("max_length", "shard_size")]
+    problems.append(temperature_problem("--temperature", args.temperature))
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def build_targets(args: argparse.Namespace) -> None:
     """Build (or keep, when its spec is unchanged) a target dataset; `args` as `text2token targets
     build --help` lists them."""
     # Under `accelerate launch` / torchrun: every rank encodes its share of a model-derived build;
     # a data-driven build runs on the main process with --num_proc tokenizer workers.
     join_process_group(args.ddp_timeout)
+    check_build_values(args)
     if args.method == "data" and not is_main_process():
         return
     if is_main_process():  # before any work: never over an input or a user's folder; one build per folder
