@@ -30,7 +30,9 @@ from ..factory import (
     prepare_targets,
 )
 from ..losses import loss_class
+from ..graceful_stop import StopOnSignal
 from ..output_folder import claim_output_folder
+from ..output_lock import release_output_lock
 from ..run_record import RUN_RECORD, check_resume, recipe_record, run_record
 from ..trainer import Text2TokenTrainer
 
@@ -70,8 +72,9 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
     transformers.set_seed(training_args.seed)
 
     source = resolve_backbone(model_args.backbone)
+    lock = None
     if training_args.should_save:  # before anything is loaded or written: the folder's contract and lock
-        claim_output_folder(training_args.output_dir, **output_folder_rules(model_args, data_args, training_args))
+        lock = claim_output_folder(training_args.output_dir, **output_folder_rules(model_args, data_args, training_args))
     model = build_model(model_args)
     # The starting weights' digest when they are a trained Text2Token folder (stage 2's stage 1): the
     # pipeline retrains a stage whose starting point changed.
@@ -105,9 +108,18 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
                                 loss=loss_cls.from_args(model, training_args))
     for callback in callbacks:  # ahead of the report_to trackers and the console, which read what it adds to a log
         trainer.callback_handler.callbacks.insert(0, callback)
+    stop = StopOnSignal()  # SIGTERM / Ctrl-C: finish the step, save a checkpoint, stop
+    trainer.add_callback(stop)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
+    if stop.stopped_at_step is not None:
+        message = stop.stopped_message(training_args.output_dir, stop.stopped_at_step)
+        logger.error(message)
+        if lock is not None:
+            release_output_lock(lock)
+        print(f"text2token train: {message}", file=sys.stderr)
+        raise SystemExit(stop.exit_code)
     trainer.save_model()
     if trainer.is_world_process_zero():
         losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
