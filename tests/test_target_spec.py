@@ -135,5 +135,6 @@ def test_cli_reuses_only_targets_of_the_same_spec(tiny_backbone_dir, tmp_path, c
     cli(argv + ["--max_rows", "3"])
     assert "wrote 3 rows" in capsys.readouterr().out and "max_rows: None -> 3" in caplog.text
     (tmp_path / "notes").mkdir()
-    with pytest.raises(SystemExit, match="notes exists and is not a target dataset"):
+    (tmp_path / "notes" / "todo.txt").write_text("the user's")  # an empty folder is the contract's to use
+    with pytest.raises(ValueError, match=r"notes holds files this run did not write \(todo.txt\)"):
         cli(argv[:-1] + [str(tmp_path / "notes")])
