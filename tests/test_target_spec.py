@@ -145,7 +145,7 @@ def test_cli_reuses_only_targets_of_the_same_spec(tiny_backbone_dir, tmp_path, c
     cli(argv + ["--max_train_samples", "3"])
     assert "3 rows of data targets" in capsys.readouterr().out and "max_rows: None -> 3" in caplog.text
     (tmp_path / "notes").mkdir()
-    (tmp_path / "notes" / "todo.txt").write_text("not targets")
-    with pytest.raises(ValueError, match="notes exists and is not a target dataset"):
+    (tmp_path / "notes" / "todo.txt").write_text("the user's")  # an empty folder is the contract's to use
+    with pytest.raises(ValueError, match=r"notes holds files this run did not write \(todo.txt\)"):
         cli(argv[:-1] + [str(tmp_path / "notes")])
-    assert (tmp_path / "notes" / "todo.txt").read_text() == "not targets"
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "the user's"

@@ -14,6 +14,8 @@ from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
+from .value_checks import lora_problems
+
 ADAPTER_NAME = "default"
 
 
@@ -29,6 +31,21 @@ class LoraSettings:
     def to_dict(self) -> dict:
         return {"r": self.r, "lora_alpha": self.lora_alpha, "lora_dropout": self.lora_dropout,
                 "target_modules": list(self.target_modules)}
+
+
+def complete_lora_settings(lora: dict | LoraSettings | None) -> dict:
+    """LoRA settings as a dict with every field `LoraSettings` has, missing ones filled from its defaults
+    (so `{"r": 4, "lora_alpha": 8}` saves and merges like a full dict), checked for range."""
+    if isinstance(lora, LoraSettings):
+        settings = lora.to_dict()
+    elif lora is None or isinstance(lora, dict):
+        settings = {**LoraSettings().to_dict(), **(lora or {})}
+    else:
+        raise TypeError(f"lora={lora!r}: expected a dict of LoRA settings or a LoraSettings")
+    problems = lora_problems(settings, prefix="lora: ")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return settings
 
 
 def inject_lora(backbone: nn.Module, settings: dict) -> None:

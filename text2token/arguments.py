@@ -31,6 +31,7 @@ from .losses import (
 from .distributed import join_process_group
 from .targets.data_driven import resolve_stopwords
 from .targets.defaults import TARGET_DEFAULTS
+from .value_checks import recipe_problems
 
 
 @dataclass
@@ -109,6 +110,9 @@ class Text2TokenTrainingArguments(TrainingArguments):
     report_to: list[str] = field(default_factory=lambda: ["none"], metadata={
         "help": "Trackers to log to (tensorboard, trackio, wandb, mlflow...; several space- or comma-separated), "
                 "'all' or 'none'."})
+    overwrite: bool = field(default=False, metadata={
+        "help": "Write into an output_dir that holds files this run did not write (same-named files are replaced); "
+                "a folder holding the run's inputs (backbone, targets, corpus) is refused all the same."})
     allow_unverified_targets: bool = field(default=False, metadata={
         "help": "Train on targets that carry no TargetInfo (text2token_targets.json), whose tokenizer cannot "
                 "be checked against the model's."})
@@ -162,7 +166,9 @@ def parse_recipe_args(dataclass_types, argv: list[str] | None = None, overrides:
         path = Path(known.config)
         if not path.is_file():
             raise FileNotFoundError(f"recipe config {path} does not exist")
-        config = yaml.safe_load(path.read_text()) or {}
+        config = yaml.safe_load(path.read_text())
+        if not config:  # an empty file would start a full default run
+            raise ValueError(f"{path}: the recipe is empty; give at least one option: value (see --help)")
         if not isinstance(config, dict):
             raise ValueError(f"{path}: expected a mapping of option: value, got {type(config).__name__}")
         known_keys = {f.name for dc in dataclass_types for f in dataclasses.fields(dc) if f.init}
@@ -180,8 +186,10 @@ def parse_recipe_args(dataclass_types, argv: list[str] | None = None, overrides:
 
 
 def check_recipe(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
-    """Refuse option combinations that would run but not do what they say."""
-    problems = []
+    """Refuse out-of-range values, and option combinations that would run but not do what they say."""
+    problems = recipe_problems(model_args, data_args, training_args)
+    if problems:
+        raise ValueError("; ".join(problems))
     loss = getattr(training_args, "loss", "token_targets")
     if not loss_class(loss).needs_targets and data_args.targets:
         problems.append(f"loss={loss} trains on plain text: drop targets (or use loss=token_targets)")

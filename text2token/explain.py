@@ -18,6 +18,7 @@ from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from .configuration import Text2TokenConfig
 from .modeling import Text2TokenModel
+from .value_checks import check_range
 
 _WORD = re.compile(r"\w+")
 IN_TEXT_MARK = "*"
@@ -31,6 +32,7 @@ def topk_from_embeddings(model, embeddings: torch.Tensor | np.ndarray, k: int,
 
     Chunked so that only [chunk, vocab] logits exist at a time, whatever the number of texts.
     """
+    check_range("k", k, low=1, integer=True)
     embeddings = torch.as_tensor(embeddings)
     vocab_size = model.lm_head.weight.shape[0]
     k = min(k, vocab_size)

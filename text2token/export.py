@@ -15,6 +15,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .output_folder import check_output_folder, sibling_lock
+from .output_lock import acquire_output_lock, release_output_lock
+from .staging import drop_marker, make_staging, remove_stale_staging
+
 ST_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 
 
@@ -45,6 +49,11 @@ def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bo
     from sentence_transformers.sentence_transformer.modules import Pooling
 
     source_folder = None
+    out = Path(out)
+    source = model if isinstance(model, (str, os.PathLike)) else getattr(model.config, "_name_or_path", None)
+    check_output_folder(out, option="output", inputs={"model": source})
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty: export writes a fresh folder")
     if isinstance(model, (str, os.PathLike)):
         from .modeling import Text2TokenModel
 
@@ -53,11 +62,10 @@ def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bo
     reasons = export_refusals(model.config)
     if reasons:
         raise ExportError("cannot export as a plain sentence-transformers model: " + "; ".join(reasons))
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty folder: export writes a fresh one")
+    lock = acquire_output_lock(out, lock_path=sibling_lock(out))  # one export per folder
+    remove_stale_staging(out)
     length = int(getattr(model.config, "encode_length", None) or model.config.max_length)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    staging = make_staging(out)
     try:
         if model.config.lora is not None:
             model.merge_lora()
@@ -86,12 +94,15 @@ def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bo
                     shutil.copytree(source, staging / name) if source.is_dir() else shutil.copy(source, staging / name)
         _pin_max_seq_length(staging, length)
         write_export_card(source_folder, staging, model.config, normalize=normalize, out=out)
+        drop_marker(staging)
         if out.exists():
             out.rmdir()
         os.replace(staging, out)  # the folder appears whole or not at all
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        release_output_lock(lock)
     return out
 
 

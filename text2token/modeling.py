@@ -17,7 +17,7 @@ from transformers.utils import ModelOutput
 
 # `from .adapters import ...`, not `from . import adapters`: transformers' custom_object_save only
 # follows the former when it copies this module's files next to a saved model (trust_remote_code).
-from .adapters import LoraSettings, has_lora, inject_lora, merged_state_dict, upcast_lora
+from .adapters import LoraSettings, complete_lora_settings, has_lora, inject_lora, merged_state_dict, upcast_lora
 from .adapters import merge_lora as merge_lora_weights
 from .attention import set_attention_mode, verify_attention_mode
 from .configuration import Text2TokenConfig
@@ -25,6 +25,7 @@ from .losses import TokenTargetKLLoss
 from .pooling import pool, position_ids_from_mask
 from .sentence_transformers_compat import save_sentence_transformers_files
 from .tokenization import ensure_pad_token, replace_lone_surrogates, tokenize_texts
+from .value_checks import check_range
 
 
 logger = logging.getLogger(__name__)
@@ -137,8 +138,7 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         """Add a fresh LoRA adapter (paper defaults when `lora` is None); only it will train."""
         if has_lora(self.backbone):
             raise ValueError("this model already has a LoRA adapter: merge it (merge_lora) before adding another")
-        settings = (lora or LoraSettings())
-        settings = settings.to_dict() if isinstance(settings, LoraSettings) else dict(settings)
+        settings = complete_lora_settings(lora)
         inject_lora(self.backbone, settings)
         self.config.lora = settings
 
@@ -261,6 +261,8 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
             raise TypeError("expected a list of texts, got a single str: wrap it in a list")
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
+        if max_length is not None:
+            check_range("max_length", max_length, low=1, integer=True)
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
@@ -313,6 +315,7 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
                 max_length: int | None = None) -> list[list[tuple[str, float]]]:
         """Each text's top-k vocabulary tokens under `softmax(W h)`, with their probabilities
         (texts truncated as in `encode`)."""
+        check_range("k", k, low=1, integer=True)
 
         def top_tokens(inputs):
             probs = self.project(self.embed(inputs["input_ids"], inputs["attention_mask"])).softmax(-1)

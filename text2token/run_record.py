@@ -73,7 +73,6 @@ def check_resume(output_dir: str | os.PathLike, record: dict, *, checkpoint: str
     stored = read_record(output_dir)
     if checkpoint and stored is not None:
         refuse_differences(stored, record, f"{output_dir} holds {Path(checkpoint).name}, trained", "run",
-                           "Resume with the settings it was started with, or train in a new output_dir (or "
-                           "delete its checkpoint-* folders to start over)")
+                           "Resume with the settings it was started with, or train in a new output_dir")
     if write:
         write_atomic(Path(output_dir) / RUN_RECORD, json.dumps(record, indent=2, sort_keys=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -237,10 +238,30 @@ class Text2TokenTrainer(Trainer):
         job = HfApi(token=self.args.hub_token).run_as_future(
             upload_snapshot, snapshot, self.hub_model_id, token=self.args.hub_token, revision=self.args.hub_revision,
             commit_message=f"Training in progress, step {self.state.global_step}")
+        self._push_attempts = getattr(self, "_push_attempts", 0) + 1
+        job.add_done_callback(functools.partial(self._note_failed_push, self.state.global_step))
         if self.push_in_progress is None or self.push_in_progress.is_done():
             self.push_in_progress = PushInProgress([job])
         else:
             self.push_in_progress.jobs.append(job)
+
+    def _note_failed_push(self, step: int, job) -> None:
+        """A checkpoint push ran in the background: its failure is a warning the user sees, not lost."""
+        error = job.exception()
+        if error is not None:
+            self._failed_pushes = [*getattr(self, "_failed_pushes", []), step]
+            logger.warning("Pushing checkpoint step %d to %s failed: %s: %s", step, self.hub_model_id,
+                           type(error).__name__, str(error)[:300])
+
+    def _finish_current_push(self) -> None:
+        super()._finish_current_push()
+        failed = getattr(self, "_failed_pushes", [])
+        if failed and failed != getattr(self, "_summarised_pushes", None):
+            self._summarised_pushes = list(failed)
+            logger.warning("%d of %d checkpoint pushes to %s failed (steps %s): the Hub repo does not hold them. "
+                           "Push the saved model again with trainer.push_to_hub() (or model.push_to_hub) once the Hub "
+                           "accepts it", len(failed), self._push_attempts, self.hub_model_id,
+                           ", ".join(map(str, failed)))
 
     def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
                           tasks=None, dataset_tags=None, dataset=None, dataset_args=None, eval_results=None):

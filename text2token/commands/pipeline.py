@@ -28,7 +28,8 @@ from ..records import refuse_differences
 from ..report import pipeline_report
 from ..run_record import RUN_RECORD, recipe_record
 from . import evaluate as evaluate_command
-from .train import COMPLETE_MARKER, parse_args, train
+from ..output_folder import check_output_folder
+from .train import COMPLETE_MARKER, output_folder_rules, parse_args, train
 
 logger = logging.getLogger("text2token.pipeline")
 # The recipes shipped beside the package in a source checkout (recipes/ is not installed with a wheel).
@@ -78,6 +79,8 @@ def run_stage(config: Path, flags: list[str] = (), overrides: dict | None = None
     model_args, data_args, training_args = parse_args(["--config", str(config), *flags], overrides=overrides)
     output_dir = Path(training_args.output_dir)
     marker = output_dir / COMPLETE_MARKER
+    # Before a stale stage's checkpoints are cleared: never in a folder of the user's or of an input.
+    check_output_folder(output_dir, **output_folder_rules(model_args, data_args, training_args))
     if started_from is not None:
         if is_main_process():  # one rank deletes; every rank then sees the same folder
             clear_stale_stage(output_dir, COMPLETE_MARKER, started_from)

@@ -19,8 +19,11 @@ from ..arguments import DataArguments, ModelArguments
 from ..backbones import portable_backbone_name, resolve_backbone
 from ..corpora import load_corpus
 from ..distributed import is_main_process, join_process_group
+from ..output_folder import claim_output_folder, sibling_lock
 from ..targets.lifecycle import obtain
+from ..targets.schema import INFO_FILE
 from ..targets.spec import TargetSpec
+from ..value_checks import recipe_problems
 
 logger = logging.getLogger("text2token.targets")
 
@@ -81,6 +84,13 @@ def load_encoder(method: str, backbone: str):
     return model
 
 
+def check_build_values(args: DataArguments, build: TargetBuildArguments) -> None:
+    """Every numeric option in range before anything is loaded, each named with its range."""
+    problems = recipe_problems(ModelArguments(max_length=build.max_length), args, None)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def build_targets(args: DataArguments, build: TargetBuildArguments) -> datasets.Dataset:
     """Build (or keep, when its spec is unchanged) the target dataset in `build.output`."""
     # Under `accelerate launch` / torchrun every rank calls `obtain`: each encodes its share of a
@@ -89,6 +99,10 @@ def build_targets(args: DataArguments, build: TargetBuildArguments) -> datasets.
     if args.targets:
         raise ValueError(f"targets={args.targets!r} names prebuilt targets, but `targets build` builds them: "
                          f"drop --targets")
+    check_build_values(args, build)
+    if is_main_process():  # before any work: never over an input or a user's folder; one build per folder
+        claim_output_folder(build.output, option="--output", inputs={"backbone": build.backbone, "corpus": args.corpus},
+                            records=(INFO_FILE, "dataset_info.json"), lock_path=sibling_lock(build.output))
     encoder = load_encoder(args.target_method, build.backbone)
     corpus = load_target_corpus(args)
     spec = target_spec(args, corpus, encoder, max_length=build.max_length if args.target_method == "data" else None)

@@ -26,10 +26,12 @@ from ..digests import weights_digest
 from ..distributed import wait_for_path
 from ..factory import build_model, is_text2token_checkpoint, lora_settings
 from ..files import write_atomic
+from ..graceful_stop import StopOnSignal
 from ..losses import loss_class
 from ..modeling import Text2TokenModel
-from ..output_lock import acquire_output_lock
-from ..run_record import check_resume, recipe_record, run_record
+from ..output_folder import claim_output_folder
+from ..output_lock import release_output_lock
+from ..run_record import RUN_RECORD, check_resume, recipe_record, run_record
 from ..targets import check_supplied, load, obtain
 from ..targets.spec import METHODS
 from ..trainer import Text2TokenTrainer
@@ -50,6 +52,15 @@ def parse_args(argv: list[str] | None = None, overrides: dict | None = None):
     return args
 
 
+def output_folder_rules(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict:
+    """What `output_dir` must not overlap (the run's inputs) and the records that make it this kind
+    of run's own folder (see `text2token.output_folder`)."""
+    return {"option": "output_dir", "records": (RUN_RECORD, COMPLETE_MARKER),
+            "overwrite": bool(getattr(training_args, "overwrite", False)),
+            "inputs": {"backbone": resolve_backbone(model_args.backbone), "targets": data_args.targets,
+                       "corpus": data_args.corpus}}
+
+
 def main(argv: list[str] | None = None) -> str:
     return train(*parse_args(argv))
 
@@ -61,13 +72,14 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
                         stream=sys.stdout, force=True)
     transformers.set_seed(training_args.seed)
 
+    source = resolve_backbone(model_args.backbone)
+    lock = None
+    if training_args.should_save:  # before anything is loaded or written: the folder's contract and lock
+        lock = claim_output_folder(training_args.output_dir, **output_folder_rules(model_args, data_args, training_args))
     model = build_model(model_args)
     # The starting weights' digest when they are a trained Text2Token folder (stage 2's stage 1): the
     # pipeline retrains a stage whose starting point changed.
-    source = resolve_backbone(model_args.backbone)
     backbone_digest = weights_digest(source) if is_text2token_checkpoint(source) else ""
-    if training_args.should_save:  # before the targets are built there: two runs must not share a folder
-        acquire_output_lock(training_args.output_dir)
     checkpoint = training_args.resume_from_checkpoint or last_complete_checkpoint(training_args.output_dir)
     # The targets are their own step, on every rank (not inside main_process_first): each rank encodes
     # its share of a model-derived corpus, and ranks that wait for the main process's save wait on the
@@ -102,9 +114,18 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
     trainer.model_card_base_model = model_args.backbone  # the card cites the original backbone and its license
     for callback in callbacks:  # ahead of the report_to trackers and the console, which read what it adds to a log
         trainer.callback_handler.callbacks.insert(0, callback)
+    stop = StopOnSignal()  # SIGTERM / Ctrl-C: finish the step, save a checkpoint, stop
+    trainer.add_callback(stop)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
+    if stop.stopped_at_step is not None:
+        message = stop.stopped_message(training_args.output_dir, stop.stopped_at_step)
+        logger.error(message)
+        if lock is not None:
+            release_output_lock(lock)
+        print(f"text2token train: {message}", file=sys.stderr)
+        raise SystemExit(stop.exit_code)
     trainer.save_model()
     if trainer.is_world_process_zero():
         losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from .._version import __version__
 from ..distributed import all_reduce_sum, any_rank, barrier, is_main_process, rank, split_evenly, world_size
 from ..files import write_atomic
+from ..value_checks import check_range, check_temperature
 from .schema import (
     TARGET_IDS,
     TARGET_WEIGHTS,
@@ -161,6 +162,9 @@ def targets_from_embeddings(model, h0: torch.Tensor, *, temperature: float, top_
         p0 = model.project(h0[start:start + batch_size].to(device)).softmax(-1)
         ratio = p0 / (p0 + prior + _EPS)
         q = (ratio / temperature).softmax(-1)
+        if not bool(torch.isfinite(q).all()):  # a temperature the float32 division overflows at
+            raise ValueError(f"temperature={temperature!r}: the targets overflow to NaN at this temperature; "
+                             f"use a larger one (the paper's: 1e-4 mean pooling, 1e-5 last pooling)")
         top_q, top_ids = q.topk(top_k, dim=-1)
         kept = top_q.sum(-1, keepdim=True)
         ids.append(top_ids.cpu().numpy().astype(np.int32))
@@ -212,8 +216,8 @@ def build_model_derived_targets(
     temperature = TARGET_DEFAULTS.temperature(model.config.pooling) if temperature is None else temperature
     top_k = TARGET_DEFAULTS.model_top_k if top_k is None else top_k
     shard_size = TARGET_DEFAULTS.shard_size if shard_size is None else shard_size
-    if not temperature > 0:
-        raise ValueError(f"temperature={temperature}: must be positive")
+    check_temperature("temperature", temperature)
+    check_range("shard_size", shard_size, low=1, integer=True)
     vocab_size = model.config.lm_config.vocab_size
     if not 1 <= top_k <= vocab_size:
         raise ValueError(f"top_k={top_k}: must be between 1 and the vocabulary size {vocab_size}")

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import weakref
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from ..files import read_or_name_the_file
+from ..staging import drop_marker, make_staging, remove_stale_staging
 
 TEXT = "text"
 TARGET_IDS = "target_ids"
@@ -131,9 +131,8 @@ def save_targets(dataset: datasets.Dataset, path: str | os.PathLike,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     recover_targets(path)
-    for stale in path.parent.glob(f".{path.name}.*"):  # left by a save that was killed
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    remove_stale_staging(path)  # left by a save that was killed: only folders this library made
+    staging = make_staging(path)
     aside = _aside(path)
     try:
         dataset.save_to_disk(str(staging))
@@ -142,6 +141,7 @@ def save_targets(dataset: datasets.Dataset, path: str | os.PathLike,
             (staging / INFO_FILE).write_text(info.to_json())
         for extra in extra_files:
             shutil.copy2(extra, staging / Path(extra).name)
+        drop_marker(staging)
         # Old aside, new in, old deleted: at every instant either the old or the new targets exist
         # (under `path`, or under `aside` where `recover_targets` finds them).
         if path.exists():
