@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--ddp_timeout", type=float, default=None,
                        help="seconds a collective may wait under a multi-process launch (default 1800, or "
                             "$TEXT2TOKEN_DDP_TIMEOUT)")
+    build.add_argument("--cpu", action="store_true",
+                       help="model: run the corpus pass on the CPU even when an accelerator is visible")
     build.add_argument("--output", required=True)
     build.set_defaults(run=_build_targets)
 

@@ -45,6 +45,15 @@ def lora_settings(args: ModelArguments) -> LoraSettings:
 def build_model(args: ModelArguments) -> Text2TokenModel:
     """The starting model, without a trainable adapter yet: the backbone wrapped, or a saved
     Text2Token model with its LoRA merged (the paper's stage-1 -> stage-2 hand-over)."""
+    model = _load_starting_model(args)
+    for name in ("inference_max_length", "similarity"):  # inference settings the saved config carries
+        if getattr(args, name, None) is not None:
+            setattr(model.config, name, getattr(args, name))
+    model.config.validate_inference_settings()
+    return model
+
+
+def _load_starting_model(args: ModelArguments) -> Text2TokenModel:
     source = resolve_backbone(args.backbone)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     if is_text2token_checkpoint(source):
@@ -121,7 +130,8 @@ def plan_targets(model: Text2TokenModel, args: DataArguments) -> TargetPlan:
 
 
 def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str,
-                    backbone_name: str = "", plan: TargetPlan | None = None) -> datasets.Dataset:
+                    backbone_name: str = "", plan: TargetPlan | None = None,
+                    allow_cpu: bool = False) -> datasets.Dataset:
     """Load `args.targets`, or reuse/build targets in `<output_dir>/targets`: reused only when the
     spec they were built from has the key of the spec this run asks for; otherwise rebuilt, with the
     differing fields logged.
@@ -173,7 +183,8 @@ def prepare_targets(model: Text2TokenModel, args: DataArguments, output_dir: str
                     shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         targets = build_model_derived_targets(
             model, corpus, work_dir=work_dir, text_column=params["text_column"], temperature=params["temperature"],
-            top_k=params["top_k"], shard_size=args.target_shard_size, backbone=backbone, corpus=spec.corpus)
+            top_k=params["top_k"], shard_size=args.target_shard_size, backbone=backbone, corpus=spec.corpus,
+            allow_cpu=allow_cpu)
         if targets is None:  # another rank's share is done; the main process assembles and saves
             return _wait_for_targets(cache, ready, spec.key())
         save_targets(stamp(targets, spec), cache, extra_files=[work_dir / PRIOR_FILE])

@@ -70,7 +70,8 @@ def build_targets(args: argparse.Namespace) -> None:
         work_dir = Path(args.work_dir or f"{args.output}.work")
         targets = build_model_derived_targets(model, corpus, work_dir=work_dir, text_column=args.text_column,
                                               temperature=params["temperature"], top_k=params["top_k"],
-                                              shard_size=args.shard_size, backbone=backbone, corpus=spec.corpus)
+                                              shard_size=args.shard_size, backbone=backbone, corpus=spec.corpus,
+                                              allow_cpu=args.cpu)
         if targets is None:  # not the main process: its share is written, the main process saves
             return
         extra = [work_dir / PRIOR_FILE]

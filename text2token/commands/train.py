@@ -84,7 +84,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
             train_dataset = load_training_texts(data_args)
     else:
         train_dataset = prepare_targets(model, data_args, training_args.output_dir,
-                                        backbone_name=model_args.backbone, plan=plan)
+                                        backbone_name=model_args.backbone, plan=plan,
+                                        allow_cpu=training_args.use_cpu)
     model.add_lora(lora_settings(model_args))
 
     callbacks = []

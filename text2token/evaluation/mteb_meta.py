@@ -140,7 +140,7 @@ def model_meta(source: str | Path, *, name: str | None = None, revision: str | N
         framework=["PyTorch", "Transformers", "safetensors",
                    *(["Sentence Transformers"] if (folder / "modules.json").is_file() else [])],
         reference=f"https://huggingface.co/{hub_id}" if hub_id else None,
-        similarity_fn_name="cosine",
+        similarity_fn_name=getattr(config, "similarity", "cosine"),  # the model's own scoring rule
         use_instructions=config.prompt is not None,  # PromptEOL wraps every input in a fixed template
         training_datasets=set(training_datasets or ()),
         adapted_from=base,
