@@ -83,5 +83,7 @@ def place_model(model, *, purpose: str, allow_cpu: bool = False, dtype: torch.dt
         model.to(dtype=target_dtype)
     if model.device != device:
         model.to(device)
-    logger.info("%s runs on %s in %s", purpose, device, model.dtype)
+    from .distributed import rank, world_size
+
+    logger.info("%s runs on %s in %s (process %d of %d)", purpose, device, model.dtype, rank(), world_size())
     return model

@@ -84,8 +84,8 @@ def results_folders(systems: dict, output_dir: str | Path) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None):
     args = build_parser().parse_args(argv)
-    join_process_group()  # under accelerate launch: every rank encodes its share
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    join_process_group()  # under accelerate launch: every rank encodes its share
     if len(args.label) not in (0, len(args.model)):
         raise SystemExit("give one --label per --model, or none")
     if len(args.mteb_name) not in (0, len(args.model)):
