@@ -94,3 +94,36 @@ def test_mteb_metadata_follows_the_models_similarity(tiny_model, tmp_path):
     embedder = load_system(str(tmp_path / "model"))
     assert EmbedderEncoder(embedder).mteb_model_meta.similarity_fn_name.value == "dot"
     assert EmbedderEncoder(_Counting()).mteb_model_meta.similarity_fn_name.value == "cosine"
+
+
+def test_select_publishes_the_checkpoint_that_scores_best_on_the_development_task(tiny_model, tmp_path, capsys):
+    import torch
+
+    from text2token.commands.select import main as select
+    from text2token.modeling import Text2TokenModel
+
+    run = tmp_path / "run"
+    tiny_model.save_pretrained(run / "checkpoint-10")  # LoRA unmerged, as the Trainer saves checkpoints
+    with torch.no_grad():  # another checkpoint: other adapter weights
+        for name, param in tiny_model.named_parameters():
+            if "lora_B" in name:
+                param.mul_(-3.0)
+    tiny_model.save_pretrained(run / "checkpoint-20")
+    (run / "checkpoint-30").mkdir()  # a folder without a model is no candidate
+    record = select([str(run), "--task", "OfflineLeeSTS", "--quick", "12", "--output", str(tmp_path / "best"),
+                     "--batch_size", "8"])
+    assert set(record["scores"]) == {"checkpoint-10", "checkpoint-20"}
+    assert record["scores"]["checkpoint-10"] != record["scores"]["checkpoint-20"]
+    assert record["selected"] == max(record["scores"], key=record["scores"].get)
+    assert record["why"].startswith("highest main score on OfflineLeeSTS")
+    assert record["max_tokens"] == tiny_model.config.encode_length
+    written = json.loads((tmp_path / "best" / "checkpoint_selection.json").read_text())
+    assert written == record and f"published {record['selected']}" in capsys.readouterr().out
+    published = Text2TokenModel.from_pretrained(tmp_path / "best")
+    chosen = Text2TokenModel.from_pretrained(run / record["selected"])
+    assert published.config.lora is None
+    np.testing.assert_allclose(published.encode(SENTENCES), chosen.encode(SENTENCES), rtol=1e-4, atol=1e-5)
+    with pytest.raises(FileExistsError, match="best exists and is not an empty folder"):
+        select([str(run), "--task", "OfflineLeeSTS", "--quick", "12", "--output", str(tmp_path / "best")])
+    with pytest.raises(FileNotFoundError, match="holds no checkpoint-N folder with a saved model"):
+        select([str(tmp_path / "best"), "--task", "OfflineLeeSTS", "--output", str(tmp_path / "other")])
