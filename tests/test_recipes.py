@@ -24,6 +24,8 @@ _PAPER_COMMON = {
     "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "learning_rate": 5e-5, "lr_scheduler_type": "constant", "warmup_steps": 0, "weight_decay": 0.0,
     "max_grad_norm": 1.0, "seed": 42,
+    # the authors' evaluation: 1024 tokens, dot product (aa_gene_test*.py)
+    "inference_max_length": 1024, "similarity": "dot",
 }
 _STAGE1 = {**_PAPER_COMMON, "corpus": "cfli/pretrain_wiki", "text_column": "input", "corpus_data_files": None,
            "target_method": "data", "weighting": "uniform", "target_temperature": None,

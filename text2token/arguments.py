@@ -52,6 +52,12 @@ class ModelArguments:
     dtype: str | None = field(default=None, metadata={"help": "float32 | bfloat16 | float16 (weights' dtype)."})
     attn_implementation: str | None = field(default=None, metadata={"help": "sdpa | eager | flash_attention_2"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Run modeling code shipped with the backbone."})
+    inference_max_length: int | None = field(default=None, metadata={
+        "help": "Tokens per text when the saved model encodes (evaluation; the paper's: 1024). Default: the larger "
+                "of 512 and max_length, or what a continued Text2Token model has."})
+    similarity: str | None = field(default=None, metadata={
+        "help": "cosine | dot: how evaluation scores two embeddings (the authors': dot). Default: cosine, or what a "
+                "continued Text2Token model has."})
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """`text2token` command line: one entry point, a subcommand per job.
 
     text2token train --config recipes/smollm2-135m/stage1.yaml [--key value ...]
-    text2token pipeline | evaluate | compare [...]
+    text2token pipeline | evaluate | compare | select [...]
     text2token targets build --corpus ... --output ...
     text2token explain MODEL "a text" [-k 10] [--compare MODEL2]
     text2token export MODEL OUT
@@ -23,6 +23,7 @@ JOBS = {
     "pipeline": "both stages of the paper's recipe, resumable, ending with a table and report.md",
     "evaluate": "score saved models and baselines on the offline suite or mteb tasks, one table",
     "compare": "train the baselines (SimCSE, LLM2Vec) beside Text2Token and score every system",
+    "select": "score a run's checkpoints on one development task and publish the best (the authors' selection)",
 }
 
 

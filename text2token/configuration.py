@@ -7,6 +7,9 @@ from transformers.configuration_utils import SubConfigSpec
 
 POOLING_MODES = ("mean", "last")
 ATTENTION_MODES = ("causal", "bidirectional")
+# How two embeddings are scored: "cosine" (sentence-transformers' habit) or "dot", the raw dot
+# product the authors score with (their mteb wrapper's `similarity`).
+SIMILARITY_FUNCTIONS = ("cosine", "dot")
 
 # PromptEOL (Jiang et al., 2023), the prompt the paper pairs with last-token pooling.
 PROMPT_EOL = 'This sentence : "{text}" means in one word:"'
@@ -31,6 +34,8 @@ class Text2TokenConfig(PreTrainedConfig):
             (default) means the larger of 512 and `max_length`, capped by the backbone's positions: a
             model trained on 128-token texts still reads a whole review or document (the paper trains
             at 128 and evaluates at 1024). Any call can override it.
+        similarity: how evaluation scores two embeddings, `"cosine"` (default) or `"dot"` (the
+            authors' evaluation); the mteb wrapper's `ModelMeta.similarity_fn_name` follows it.
     """
 
     model_type = "text2token"
@@ -43,6 +48,7 @@ class Text2TokenConfig(PreTrainedConfig):
     lora: dict | None = None
     max_length: int = 128
     inference_max_length: int | None = None
+    similarity: str = "cosine"
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -56,8 +62,14 @@ class Text2TokenConfig(PreTrainedConfig):
             raise ValueError(f"prompt={self.prompt!r} has no '{{text}}' slot for the input text")
         if self.max_length < 1:
             raise ValueError(f"max_length={self.max_length}: must be a positive number of tokens")
+        self.validate_inference_settings()
+
+    def validate_inference_settings(self) -> None:
+        """Check the settings a run may change after construction (see factory.build_model)."""
         if self.inference_max_length is not None and self.inference_max_length < 1:
             raise ValueError(f"inference_max_length={self.inference_max_length}: must be a positive number of tokens")
+        if self.similarity not in SIMILARITY_FUNCTIONS:
+            raise ValueError(f"similarity={self.similarity!r}: expected one of {SIMILARITY_FUNCTIONS}")
 
     @property
     def encode_length(self) -> int:

@@ -9,6 +9,8 @@ operations text2token needs beyond Trainer's.
   without a collective: a long build on the main process never trips the process-group timeout.
 - `any_rank` is the per-step agreement that lets every rank stop together when one of them sees a
   non-finite loss.
+- `from_main_process` and `gather_objects` let evaluation split its encoding across ranks (small
+  pickled objects: text keys and float32 embedding blocks).
 """
 
 from __future__ import annotations
@@ -137,3 +139,21 @@ def split_evenly(count: int, parts: int, index: int) -> range:
     base, extra = divmod(count, parts)
     start = index * base + min(index, extra)
     return range(start, start + base + (1 if index < extra else 0))
+
+
+def from_main_process(obj):
+    """The main process's `obj` on every rank (every rank must call this; `obj` must pickle)."""
+    if not is_distributed():
+        return obj
+    box = [obj if is_main_process() else None]
+    torch.distributed.broadcast_object_list(box, src=0, device=_device())
+    return box[0]
+
+
+def gather_objects(obj) -> list:
+    """Every rank's `obj`, in rank order, on every rank (every rank must call this)."""
+    if not is_distributed():
+        return [obj]
+    gathered = [None] * world_size()
+    torch.distributed.all_gather_object(gathered, obj)
+    return gathered

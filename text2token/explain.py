@@ -17,6 +17,7 @@ import torch
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from .configuration import Text2TokenConfig
+from .devices import place_model
 from .modeling import Text2TokenModel
 from .value_checks import check_range
 
@@ -124,10 +125,12 @@ def load_model(path: str, like: Text2TokenConfig | None = None) -> Text2TokenMod
     """A saved Text2Token model, or a plain causal LM wrapped with `like`'s pooling, attention, prompt
     and max length (mean pooling when `like` is None), so an untrained backbone reads the same way."""
     if is_text2token_model(path):
-        return Text2TokenModel.from_pretrained(path, use_safetensors=True)
-    settings = {} if like is None else {"pooling": like.pooling, "attention": like.attention,
-                                        "prompt": like.prompt, "max_length": like.max_length}
-    return Text2TokenModel.from_backbone(path, **settings)
+        model = Text2TokenModel.from_pretrained(path, use_safetensors=True)
+    else:
+        settings = {} if like is None else {"pooling": like.pooling, "attention": like.attention,
+                                            "prompt": like.prompt, "max_length": like.max_length}
+        model = Text2TokenModel.from_backbone(path, **settings)
+    return place_model(model, purpose=f"explaining with {path}")
 
 
 def load_pair(path_a: str, path_b: str) -> tuple[Text2TokenModel, Text2TokenModel]:

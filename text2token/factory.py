@@ -27,6 +27,15 @@ def lora_settings(args: ModelArguments) -> LoraSettings:
 def build_model(args: ModelArguments) -> Text2TokenModel:
     """The starting model, without a trainable adapter yet: the backbone wrapped, or a saved
     Text2Token model with its LoRA merged (the paper's stage-1 -> stage-2 hand-over)."""
+    model = _load_starting_model(args)
+    for name in ("inference_max_length", "similarity"):  # inference settings the saved config carries
+        if getattr(args, name, None) is not None:
+            setattr(model.config, name, getattr(args, name))
+    model.config.validate_inference_settings()
+    return model
+
+
+def _load_starting_model(args: ModelArguments) -> Text2TokenModel:
     source = resolve_backbone(args.backbone)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     if is_text2token_checkpoint(source):

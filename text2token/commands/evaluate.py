@@ -5,7 +5,12 @@
 
 Without --benchmark/--tasks it runs the offline suite (five tasks from real public text shipped in
 this package). Embeddings are cached per system (keyed by a digest of the weights), so a rerun of
-the table only re-scores.
+the table only re-scores, and an interrupted run resumes from its last saved window of texts.
+
+Under `accelerate launch ... text2token evaluate ...` every process encodes its share of each task
+(length-sorted batches, on its own accelerator, bf16 there by default) and the main process writes
+the table. Each saved model is read at its own inference length (`config.encode_length`) unless
+--max_length says otherwise; the table states each system's length in `max_tokens`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from pathlib import Path
 
 from ..backbones import EMBEDDED_DEFAULT
 from ..cache import cache_root
-from ..configuration import DEFAULT_INFERENCE_LENGTH
+from ..devices import AUTO_DTYPE
+from ..distributed import is_main_process, join_process_group
 from ..evaluation.systems import BASELINES, load_system
 
 logger = logging.getLogger("text2token.evaluate")
@@ -34,8 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baselines", nargs="*", default=[], choices=BASELINES)
     parser.add_argument("--backbone", default=EMBEDDED_DEFAULT, help="backbone of the `untrained` baseline")
     parser.add_argument("--pooling", default="mean", help="pooling of the `untrained` baseline")
-    parser.add_argument("--max_length", type=int, default=DEFAULT_INFERENCE_LENGTH,
-                        help="tokens per text, one length for every system (the table states it in max_tokens)")
+    parser.add_argument("--max_length", type=int, default=None,
+                        help="tokens per text, one length for every system (default: each model's own inference "
+                             "length, config.encode_length; the table states it in max_tokens)")
+    parser.add_argument("--dtype", default=AUTO_DTYPE,
+                        help="dtype models encode in: auto (bfloat16 on an accelerator, float32 on the CPU) | "
+                             "float32 | bfloat16 | float16")
+    parser.add_argument("--cpu", action="store_true",
+                        help="encode on the CPU even when an accelerator is visible (refused otherwise)")
     parser.add_argument("--benchmark", default=None, help='an mteb benchmark, e.g. "MTEB(eng, v2)" (Hub needed)')
     parser.add_argument("--tasks", nargs="*", default=None, help="mteb or offline task names")
     parser.add_argument("--quick", type=int, default=None, metavar="N",
@@ -74,6 +86,7 @@ def results_folders(systems: dict, output_dir: str | Path) -> dict[str, Path]:
 def main(argv: list[str] | None = None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    join_process_group()  # under accelerate launch: every rank encodes its share
     if len(args.label) not in (0, len(args.model)):
         raise SystemExit("give one --label per --model, or none")
     if len(args.mteb_name) not in (0, len(args.model)):
@@ -86,20 +99,25 @@ def main(argv: list[str] | None = None):
 
 
 def evaluate(models: list[tuple[str | None, str]] = (), *, baselines=(), backbone: str = EMBEDDED_DEFAULT,
-             pooling: str = "mean", max_length: int = DEFAULT_INFERENCE_LENGTH, benchmark: str | None = None,
+             pooling: str = "mean", max_length: int | None = None, benchmark: str | None = None,
              tasks: list[str] | None = None, quick: int | None = None, extras: dict | None = None,
              output_dir: str = "outputs/eval", cache_dir: str | None = None, batch_size: int = 32,
-             mteb_names: list[str | None] | None = None):
+             mteb_names: list[str | None] | None = None, dtype: str | None = AUTO_DTYPE, cpu: bool = False):
     """Score `models` ((label, saved model) pairs; a None label is the folder's name) and `baselines` on one
-    table, every system encoded at `max_length` tokens; writes JSON, Markdown and a PNG to `output_dir`."""
+    table, every system encoded at `max_length` tokens (None: each model's own inference length); the main
+    process writes JSON, Markdown and a PNG to `output_dir`. Under a multi-process launch every rank calls
+    this and encodes its share; every rank returns the table."""
     from ..evaluation.suite import plot_table, run_offline_suite, summarize, to_markdown, write_table
 
     names = mteb_names or [None] * len(models)
     systems = {(label or (Path(spec).name if os.path.exists(spec) else spec)):
-               load_system(spec, max_length=max_length, mteb_name=name)
+               load_system(spec, max_length=max_length, mteb_name=name, dtype=dtype, allow_cpu=cpu)
                for (label, spec), name in zip(models, names)}
+    # Baselines read what the first model reads, so the table compares like with like.
+    baseline_length = max_length or next((s.max_length for s in systems.values()), None)
     for name in baselines:
-        systems[name] = load_system(name, backbone=backbone, pooling=pooling, max_length=max_length)
+        systems[name] = load_system(name, backbone=backbone, pooling=pooling, max_length=baseline_length,
+                                    dtype=dtype, allow_cpu=cpu)
     if not systems:
         raise SystemExit("nothing to evaluate: give --model and/or --baselines")
     extras = dict(extras or {})
@@ -109,11 +127,14 @@ def evaluate(models: list[tuple[str | None, str]] = (), *, baselines=(), backbon
     results = run_offline_suite(systems, output_dir, cache_dir=cache_dir or str(cache_root() / "embeddings"),
                                 tasks=resolve_tasks(task_options), extras=extras, batch_size=batch_size)
     table = summarize(results)
+    if not is_main_process():
+        return table
     json_path, md_path = write_table(table, output_dir)
     plot_table(table, Path(output_dir) / "summary.png")
     print(to_markdown(table))
-    print(f"\nEvery neural system encoded texts of up to {max_length} tokens "
-          f"(MiniLM capped at its 512 positions; TF-IDF reads whole texts).")
+    lengths = ", ".join(f"{label} {extras[label]['max_tokens']}" for label in systems
+                        if extras[label].get("max_tokens") is not None)
+    print(f"\nTokens read per text: {lengths} (MiniLM capped at its 512 positions; TF-IDF reads whole texts).")
     print(f"\nwritten: {json_path}, {md_path}, {Path(output_dir) / 'summary.png'}")
     for label, folder in results_folders(systems, output_dir).items():
         print(f"mteb results of {label} (mteb results-repository layout, model_meta.json beside): {folder}")

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..digests import weights_digest
 from ..distributed import barrier, is_main_process, join_process_group
 from ..hub import update_model_card_scores
@@ -107,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_quick", type=int, default=100, metavar="N",
                         help="cap each offline task at N rows in the closing table (0: the full suite)")
     parser.add_argument("--eval_stage1", action="store_true", help="also score the stage-1 model")
-    parser.add_argument("--eval_max_length", type=int, default=DEFAULT_INFERENCE_LENGTH,
-                        help="tokens per text for every system of the closing table")
+    parser.add_argument("--eval_max_length", type=int, default=None,
+                        help="tokens per text for every system of the closing table (default: the stage-2 "
+                             "model's inference length, config.encode_length)")
     return parser
 
 
@@ -130,11 +130,13 @@ def run_pipeline(args: argparse.Namespace) -> dict:
         **common, **({"output_dir": str(args.output_root / "stage2")} if args.output_root else {}),
         "backbone": stage1["output_dir"]}, started_from=weights_digest(stage1["output_dir"]))
     summary = {"stage1": stage1, "stage2": stage2, "train_wall_s": round(time.time() - started, 1)}
-    if not is_main_process():  # under a multi-process launch, evaluation and the report are the main's
-        return summary
-    if not args.skip_eval:
+    table = None
+    if not args.skip_eval:  # every rank encodes its share of the closing table
         table = evaluate_stages(stage1, stage2, args)
         summary["table"] = table.to_dict(orient="index")
+    if not is_main_process():  # under a multi-process launch, the card and the report are the main process's
+        return summary
+    if table is not None:
         write_final_card(stage2["output_dir"], table, args.eval_quick)
     summary["pipeline_wall_s"] = round(time.time() - started, 1)
     # The table to the trackers of stage 2's report_to, then report.md beside the stage folders.

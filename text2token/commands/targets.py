@@ -39,6 +39,8 @@ class TargetBuildArguments:
                 "own length for target_method=model)."})
     work_dir: str | None = field(default=None, metadata={
         "help": "target_method=model: resumable shards of the model pass (default <output>.work)."})
+    cpu: bool = field(default=False, metadata={
+        "help": "target_method=model: run the corpus pass on the CPU even when an accelerator is visible."})
     ddp_timeout: float | None = field(default=None, metadata={
         "help": "Seconds a collective may wait under a multi-process launch (default 1800, or $TEXT2TOKEN_DDP_TIMEOUT)."})
 
@@ -108,7 +110,7 @@ def build_targets(args: DataArguments, build: TargetBuildArguments) -> datasets.
     spec = target_spec(args, corpus, encoder, max_length=build.max_length if args.target_method == "data" else None)
     targets = obtain(spec, corpus, encoder, build.output, work_dir=build.work_dir or f"{build.output}.work",
                      shard_size=args.target_shard_size, num_proc=args.target_num_proc,
-                     backbone=portable_backbone_name(build.backbone))
+                     backbone=portable_backbone_name(build.backbone), allow_cpu=build.cpu)
     if is_main_process():
         print(f"{build.output}: {len(targets)} rows of {spec.method} targets (spec {spec.key()})")
     return targets

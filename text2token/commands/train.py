@@ -101,7 +101,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
     else:  # model-derived targets come from the model as it is (frozen, no adapter): before add_lora
         train_dataset = obtain(spec, corpus, model, Path(training_args.output_dir) / "targets",
                                shard_size=data_args.target_shard_size, num_proc=data_args.target_num_proc,
-                               backbone=portable_backbone_name(model_args.backbone))
+                               backbone=portable_backbone_name(model_args.backbone), allow_cpu=training_args.use_cpu)
     model.add_lora(lora_settings(model_args))
 
     callbacks = []

@@ -25,6 +25,8 @@ from mteb.models import ModelMeta
 from mteb.models.abs_encoder import AbsEncoder
 from tqdm.auto import tqdm
 
+from ..distributed import from_main_process, gather_objects, is_main_process, rank, world_size
+
 if TYPE_CHECKING:
     from mteb.abstasks.task_metadata import TaskMetadata
     from mteb.types import PromptType
@@ -93,7 +95,9 @@ class EmbedderEncoder(AbsEncoder):
 
     Texts are de-duplicated, looked up in memory and on disk, and only the
     misses reach the embedder, longest first (similar lengths share a batch,
-    so padding is small) before the original order is restored.
+    so padding is small) before the original order is restored. Under a
+    multi-process launch the misses are split across ranks by batch (see
+    `_encode_missing`); every rank ends with every vector.
     """
 
     def __init__(
@@ -103,8 +107,10 @@ class EmbedderEncoder(AbsEncoder):
         cache_dir: str | Path | None = None,
         model_meta: ModelMeta | None = None,
         show_progress_bar: bool = True,
+        save_every: int = 4096,
     ):
         self.model = embedder
+        self.save_every = save_every  # texts encoded between two saves of the disk cache
         self.show_progress_bar = show_progress_bar
         self.disk_cache = EmbeddingCache(cache_dir, embedder.name) if cache_dir else None
         self._memory: dict[str, np.ndarray] = {}
@@ -128,7 +134,7 @@ class EmbedderEncoder(AbsEncoder):
             public_training_code=None,
             public_training_data=None,
             framework=["PyTorch"],
-            similarity_fn_name="cosine",
+            similarity_fn_name=getattr(embedder, "similarity", "cosine"),
             use_instructions=False,
             training_datasets=None,
         )
@@ -164,6 +170,11 @@ class EmbedderEncoder(AbsEncoder):
                 self._memory[key] = cached
             else:
                 missing[key] = text
+        if world_size() > 1:
+            # Every rank gets the same texts from mteb; the main process's view of what is missing
+            # decides, so all ranks run the same batches and collectives.
+            by_key = dict(zip(keys, texts))
+            missing = {key: by_key[key] for key in from_main_process(list(missing))}
         if missing:
             self._encode_missing(missing, batch_size, show_progress_bar, desc)
         if not texts:
@@ -171,22 +182,33 @@ class EmbedderEncoder(AbsEncoder):
         return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
 
     def _encode_missing(self, missing: dict[str, str], batch_size: int, show: bool, desc: str) -> None:
+        """Encode `missing` in length-sorted batches (the same batches whatever the number of
+        processes): under a multi-process launch rank r takes batches r, r + N, ... of each window,
+        the ranks exchange their vectors after the window, and the main process saves the window to
+        the disk cache, so an interrupted run resumes from the last saved window."""
         order = sorted(missing, key=lambda k: (-len(missing[k]), k))
-        bar = tqdm(total=len(order), desc=f"encode {desc}".strip(), unit="text", disable=not show)
-        new_keys, new_vecs = [], []
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            vecs = np.asarray(
-                self.model.encode([missing[k] for k in chunk], batch_size=batch_size, normalize=False),
-                dtype=np.float32,
-            )
-            if vecs.shape[0] != len(chunk):
-                raise ValueError(f"{self.model.name} returned {vecs.shape[0]} rows for {len(chunk)} texts")
-            for key, vec in zip(chunk, vecs):
+        ranks, me = world_size(), rank()
+        window = batch_size * ranks * max(1, -(-self.save_every // (batch_size * ranks)))
+        bar = tqdm(total=len(order), desc=f"encode {desc}".strip(), unit="text",
+                   disable=not show or not is_main_process())
+        for start in range(0, len(order), window):
+            chunk = order[start : start + window]
+            batches = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+            mine = [(b, self._encode_batch([missing[k] for k in b], batch_size)) for b in batches[me::ranks]]
+            keys, vecs = [], []
+            for part in gather_objects(mine):
+                for batch_keys, batch_vecs in part:
+                    keys += batch_keys
+                    vecs.append(batch_vecs)
+            for key, vec in zip(keys, np.concatenate(vecs)):
                 self._memory[key] = vec
-            new_keys += chunk
-            new_vecs.append(vecs)
+            if self.disk_cache is not None and is_main_process():
+                self.disk_cache.add(keys, np.concatenate(vecs))
             bar.update(len(chunk))
         bar.close()
-        if self.disk_cache is not None:
-            self.disk_cache.add(new_keys, np.concatenate(new_vecs))
+
+    def _encode_batch(self, texts: list[str], batch_size: int) -> np.ndarray:
+        vecs = np.asarray(self.model.encode(texts, batch_size=batch_size, normalize=False), dtype=np.float32)
+        if vecs.shape[0] != len(texts):
+            raise ValueError(f"{self.model.name} returned {vecs.shape[0]} rows for {len(texts)} texts")
+        return vecs

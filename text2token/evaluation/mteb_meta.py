@@ -185,7 +185,7 @@ def model_meta(source: str | Path, *, name: str | None = None, revision: str | N
         framework=["PyTorch", "Transformers", "safetensors",
                    *(["Sentence Transformers"] if (folder / "modules.json").is_file() else [])],
         reference=_reference(folder, hub_id),
-        similarity_fn_name="cosine",
+        similarity_fn_name=getattr(config, "similarity", "cosine"),  # the model's own scoring rule
         # Query/document prompts, not the PromptEOL template (a pooling setting, the same for every text).
         use_instructions=bool(getattr(config, "prompts", None)),
         training_datasets=set(training_datasets or ()),

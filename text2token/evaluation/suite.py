@@ -20,6 +20,7 @@ import mteb
 import numpy as np
 import pandas as pd
 
+from ..distributed import is_main_process
 from .mteb_encoder import Embedder, EmbedderEncoder
 from .offline_tasks import load_offline_tasks
 
@@ -57,6 +58,11 @@ def run_offline_suite(
     ``overwrite_strategy`` is passed to mteb; "always" recomputes scores
     (cheap when ``cache_dir`` holds the embeddings) so a changed model under
     an unchanged name is never silently served stale mteb results.
+
+    Under a multi-process launch every rank calls this with the same
+    arguments: the encoding is split across ranks (see ``EmbedderEncoder``),
+    every rank scores the same vectors, and only the main process writes
+    mteb's result files.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +82,7 @@ def run_offline_suite(
         model_result = mteb.evaluate(
             encoder,
             run_tasks,
-            cache=result_cache,
+            cache=result_cache if is_main_process() else None,  # other ranks only help encode
             overwrite_strategy=overwrite_strategy,
             encode_kwargs={"batch_size": batch_size, "show_progress_bar": show_progress_bar},
             co2_tracker=False,

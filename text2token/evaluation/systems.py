@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backbones import EMBEDDED_DEFAULT, resolve_backbone  # noqa: F401 (re-exported)
+from ..devices import AUTO_DTYPE, place_model
 from ..digests import weights_digest  # noqa: F401 (re-exported)
 from ..modeling import Text2TokenModel
 
@@ -19,12 +20,15 @@ BASELINES = ("untrained", "tfidf", "minilm")
 
 class Text2TokenEmbedder:
     """`Text2TokenModel.encode` behind the evaluation embedder interface, at one stated length
-    (`max_length`; default the model's inference length, `config.encode_length`)."""
+    (`max_length`; default the model's inference length, `config.encode_length`). The name (which keys
+    the embedding cache) states the length, and the dtype when it is not float32."""
 
     def __init__(self, model: Text2TokenModel, name: str, max_length: int | None = None):
         self.model = model.eval()
         self.max_length = max_length or model.config.encode_length
-        self.name = f"{name}-L{self.max_length}"
+        dtype = str(model.dtype).removeprefix("torch.")
+        self.name = f"{name}-L{self.max_length}" + ("" if dtype == "float32" else f"-{dtype}")
+        self.similarity = getattr(model.config, "similarity", "cosine")
         self.dim = model.config.lm_config.hidden_size
         self.n_parameters = sum(p.numel() for p in model.parameters())
 
@@ -34,10 +38,12 @@ class Text2TokenEmbedder:
 
 
 def load_system(spec: str, *, backbone: str = EMBEDDED_DEFAULT, pooling: str = "mean",
-                max_length: int | None = None, corpus: list[str] | None = None, mteb_name: str | None = None):
+                max_length: int | None = None, corpus: list[str] | None = None, mteb_name: str | None = None,
+                dtype: str | None = AUTO_DTYPE, allow_cpu: bool = False):
     """An embedder for `spec` (see the module docstring). `corpus` fits TF-IDF (default: the suite).
     A saved Text2Token model's embedder carries its mteb `ModelMeta` (`mteb_meta`, named `mteb_name` when
-    given), so its results are filed under that name and revision."""
+    given), so its results are filed under that name and revision. A Text2Token model is placed by
+    `devices.place_model`: this process's accelerator, in `dtype` (auto: bf16 there, float32 on the CPU)."""
     if spec == "tfidf":
         from .baselines import TfidfEmbedder
         from .offline_tasks import suite_texts
@@ -50,6 +56,7 @@ def load_system(spec: str, *, backbone: str = EMBEDDED_DEFAULT, pooling: str = "
     if spec == "untrained":
         folder = resolve_backbone(backbone)
         model = Text2TokenModel.from_backbone(folder, pooling=pooling)
+        place_model(model, purpose=f"evaluation of {spec}", allow_cpu=allow_cpu, dtype=dtype)
         label = f"untrained-{Path(folder).name if Path(folder).exists() else folder}-{pooling}"
         return Text2TokenEmbedder(model, f"{label}-{weights_digest(folder)}", max_length)
     path = Path(spec)
@@ -60,6 +67,7 @@ def load_system(spec: str, *, backbone: str = EMBEDDED_DEFAULT, pooling: str = "
 
         label, path = spec.replace("/", "--"), Path(snapshot_download(spec))
     model = Text2TokenModel.from_pretrained(path, use_safetensors=True)
+    place_model(model, purpose=f"evaluation of {spec}", allow_cpu=allow_cpu, dtype=dtype)
     embedder = Text2TokenEmbedder(model, f"{label}-{weights_digest(path)}", max_length)
     from .mteb_meta import model_meta
 

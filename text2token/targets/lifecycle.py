@@ -29,7 +29,7 @@ def ready_file(cache: Path) -> Path:
 
 def obtain(spec: TargetSpec, corpus: datasets.Dataset, encoder, cache: str | os.PathLike, *,
            work_dir: str | os.PathLike | None = None, shard_size: int | None = None, num_proc: int | None = None,
-           backbone: str = "") -> datasets.Dataset:
+           backbone: str = "", allow_cpu: bool = False) -> datasets.Dataset:
     """The targets of `spec` in folder `cache`: reused when the spec they were built from has this
     spec's key; otherwise built from `corpus` (the slice `spec` was resolved over) by `encoder` (a
     tokenizer or model for data-driven targets, the frozen model, LoRA merged, for model-derived
@@ -42,7 +42,8 @@ def obtain(spec: TargetSpec, corpus: datasets.Dataset, encoder, cache: str | os.
 
     `work_dir` keeps the model pass's resumable shards (a resumed build reuses them); by default
     `<cache>-work/<spec key>`, where the shards of other keys are dropped. `backbone` is the portable
-    name recorded in `TargetInfo`.
+    name recorded in `TargetInfo`. `allow_cpu` lets the model pass run on the CPU beside a visible
+    accelerator (refused otherwise: see `text2token.devices`).
     """
     cache = Path(cache)
     ready = ready_file(cache)
@@ -70,7 +71,8 @@ def obtain(spec: TargetSpec, corpus: datasets.Dataset, encoder, cache: str | os.
         key_dir = Path(work_dir) if work_dir else _work_dir_of(spec, cache.with_name(cache.name + "-work"))
         targets = build_model_derived_targets(encoder, corpus, work_dir=key_dir, text_column=params["text_column"],
                                               temperature=params["temperature"], top_k=params["top_k"],
-                                              shard_size=shard_size, backbone=backbone, corpus=spec.corpus)
+                                              shard_size=shard_size, backbone=backbone, corpus=spec.corpus,
+                                              allow_cpu=allow_cpu)
         if targets is None:  # another rank's share is done; the main process assembles and saves
             return _wait_for_targets(cache, ready, spec.key())
         save_targets(stamp(targets, spec), cache, extra_files=[key_dir / PRIOR_FILE])

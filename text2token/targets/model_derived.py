@@ -35,6 +35,7 @@ from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
 from .._version import __version__
+from ..devices import place_model
 from ..distributed import all_reduce_sum, any_rank, barrier, is_main_process, rank, split_evenly, world_size
 from ..files import write_atomic
 from ..value_checks import check_range, check_temperature
@@ -201,6 +202,7 @@ def build_model_derived_targets(
     batch_size: int = 32,
     backbone: str = "",
     corpus: str = "",
+    allow_cpu: bool = False,
 ) -> datasets.Dataset:
     """Targets from a frozen stage-1 `Text2TokenModel` (its LoRA merged) over `dataset`.
 
@@ -208,6 +210,9 @@ def build_model_derived_targets(
     which `save_targets(..., extra_files=...)` can store beside the dataset). Under a multi-process
     launch every rank calls this with the same arguments (`work_dir` on a file system all ranks
     share); the main process returns the dataset, the others None.
+
+    The pass runs on this process's accelerator in the model's dtype (`devices.place_model`); on the
+    CPU while an accelerator is visible only with `allow_cpu`.
     """
     if model.config.lora is not None:
         raise ValueError("model-derived targets come from a frozen stage-1 model: merge its LoRA first "
@@ -222,6 +227,7 @@ def build_model_derived_targets(
     if not 1 <= top_k <= vocab_size:
         raise ValueError(f"top_k={top_k}: must be between 1 and the vocabulary size {vocab_size}")
 
+    place_model(model, purpose="the model-derived target pass", allow_cpu=allow_cpu)
     texts = dataset.with_format("arrow")[text_column].to_pylist()  # one conversion, not a lookup per row
     rows, dropped = _valid_rows(texts, text_column)
     if len(rows) == 0:
