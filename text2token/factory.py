@@ -16,6 +16,7 @@ from .arguments import DataArguments, ModelArguments
 from .backbones import portable_backbone_name, resolve_backbone
 from .corpora import load_corpus
 from .distributed import is_main_process, wait_for_path, world_size
+from .model_files import check_model_folder
 from .modeling import Text2TokenModel
 from .targets import build_data_driven_targets, load_targets, read_info, save_targets, tokenizer_fingerprint
 from .targets.model_derived import PRIOR_FILE, build_model_derived_targets
@@ -46,6 +47,7 @@ def build_model(args: ModelArguments) -> Text2TokenModel:
     """The starting model, without a trainable adapter yet: the backbone wrapped, or a saved
     Text2Token model with its LoRA merged (the paper's stage-1 -> stage-2 hand-over)."""
     source = resolve_backbone(args.backbone)
+    check_model_folder(source)  # a damaged folder is named before anything loads
     dtype = getattr(torch, args.dtype) if args.dtype else None
     if is_text2token_checkpoint(source):
         model = Text2TokenModel.from_pretrained(source, dtype=dtype, attn_implementation=args.attn_implementation,
