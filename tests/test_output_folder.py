@@ -165,3 +165,16 @@ def test_export_refuses_to_write_inside_its_model(tmp_path):
     (model / "config.json").write_text("{}")
     with pytest.raises(ValueError, match=r"output=.*overlaps this run's input model"):
         export_sentence_transformers(model, model / "st")
+
+
+def test_an_export_follows_the_umask_and_leaves_no_staging_or_lock(tiny_model, tmp_path):
+    from text2token.export import export_sentence_transformers
+
+    tiny_model.save_pretrained(tmp_path / "t2t")
+    old = os.umask(0o022)
+    try:
+        out = export_sentence_transformers(tmp_path / "t2t", tmp_path / "export")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "t2t"], "staging folder or lock left behind"

@@ -91,3 +91,10 @@ def test_encode_and_explain_refuse_out_of_range_lengths_and_k(tiny_model):
         tiny_model.explain(SENTENCES[:2], k=-1)
     with pytest.raises(ValueError, match=r"k=-1: must be an integer >= 1"):
         topk_tokens(tiny_model, SENTENCES[:2], k=-1)
+
+
+def test_a_bad_stage2_value_stops_the_pipeline_before_stage1_trains(tmp_path):
+    with pytest.raises(ValueError, match=r"lora_dropout=1.5: must be a number >= 0 and < 1"):
+        load_recipe_script("pipeline").main(["--output_root", str(tmp_path / "runs"), "--skip_eval",
+                                             "--stage2_args", "--lora_dropout 1.5"])
+    assert not (tmp_path / "runs").exists()

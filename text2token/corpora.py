@@ -73,17 +73,50 @@ def load_corpus(
         dataset = read_or_name_the_file(lambda: datasets.load_from_disk(str(path)), path)
     elif path.exists():
         raise ValueError(f"corpus {source}: not a .txt/.parquet/.csv/.json/.jsonl file nor a saved dataset folder")
-    elif data_files:
-        # A Hub repo of plain files: the builder follows the files' extension (.txt gives a `text` column).
-        dataset = datasets.load_dataset(source, data_files=data_files, split=split)
+    elif _local_path_reason(source):
+        raise FileNotFoundError(f"corpus {source} does not exist: it looks like a local path "
+                                f"({_local_path_reason(source)}), so the Hub was not asked. A Hub dataset id looks "
+                                f"like 'owner/name'; a local corpus is a .txt/.parquet/.csv/.json/.jsonl file or a "
+                                f"saved dataset folder")
     else:
-        dataset = datasets.load_dataset(source, split=split)
+        dataset = _load_from_hub(source, split=split, data_files=data_files)
     if text_column not in dataset.column_names:
         raise ValueError(f"corpus {source}: no text column {text_column!r}; its columns are {dataset.column_names}")
     if max_rows is not None and max_rows < len(dataset):
         dataset = dataset.select(range(max_rows))
     logger.info("Loaded corpus %s: %d rows", source, len(dataset))
     return dataset
+
+
+def _load_from_hub(source: str, *, split: str, data_files) -> datasets.Dataset:
+    """A Hub dataset; one that is not there is named as missing both here and on the Hub."""
+    from datasets.exceptions import DatasetNotFoundError
+
+    try:
+        if data_files:  # a Hub repo of plain files: the builder follows their extension (.txt: a `text` column)
+            return datasets.load_dataset(source, data_files=data_files, split=split)
+        return datasets.load_dataset(source, split=split)
+    except (DatasetNotFoundError, FileNotFoundError) as exc:
+        raise FileNotFoundError(f"corpus {source}: no such local file or folder (in {Path.cwd()}), and no Hub dataset "
+                                f"of that id ({type(exc).__name__}: {str(exc)[:200]})") from exc
+
+
+# Suffixes of local files (compressed or not) that a Hub dataset id never ends with.
+_LOCAL_SUFFIXES = (".txt", ".gz", ".bz2", ".xz", ".zst", ".zip", ".tar", ".tsv", ".arrow", *_FILE_BUILDERS)
+
+
+def _local_path_reason(source: str) -> str | None:
+    """Why `source` (which does not exist) is a mistyped local path rather than a Hub dataset id, or None."""
+    if source.startswith(("./", "../", "/", "~", ".\\")):
+        return "it starts like a path"
+    if source.lower().endswith(_LOCAL_SUFFIXES):
+        return f"it ends with a file suffix, {Path(source).suffix}"
+    if source.count("/") > 1:
+        return "a Hub id has one '/'"
+    parent = Path(source).parent
+    if str(parent) not in ("", ".") and parent.is_dir():
+        return f"the folder {parent}/ exists here"
+    return None
 
 
 def _read_text_lines(path: Path) -> list[str]:

@@ -11,6 +11,7 @@ import torch
 from .adapters import LoraSettings
 from .arguments import ModelArguments
 from .backbones import resolve_backbone
+from .model_files import check_model_folder
 from .modeling import Text2TokenModel
 
 
@@ -37,6 +38,7 @@ def build_model(args: ModelArguments) -> Text2TokenModel:
 
 def _load_starting_model(args: ModelArguments) -> Text2TokenModel:
     source = resolve_backbone(args.backbone)
+    check_model_folder(source)  # a damaged folder is named before anything loads
     dtype = getattr(torch, args.dtype) if args.dtype else None
     if is_text2token_checkpoint(source):
         model = Text2TokenModel.from_pretrained(source, dtype=dtype, attn_implementation=args.attn_implementation,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from .adapters import merge_lora as merge_lora_weights
 from .attention import set_attention_mode, verify_attention_mode
 from .configuration import Text2TokenConfig
 from .losses import TokenTargetKLLoss
+from .model_files import check_model_folder
 from .pooling import pool, position_ids_from_mask
 from .sentence_transformers_compat import save_sentence_transformers_files
 from .tokenization import ensure_pad_token, replace_lone_surrogates, tokenize_texts
@@ -128,6 +130,9 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         """As `PreTrainedModel.from_pretrained`, but safetensors only unless `use_safetensors=False`
         is passed explicitly: pickle weight files can run code when loaded."""
         kwargs.setdefault("use_safetensors", True)
+        source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        if isinstance(source, (str, os.PathLike)):
+            check_model_folder(source)
         loaded = super().from_pretrained(*args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
         upcast_lora(model.backbone)  # a `dtype=` load casts every weight, an unmerged adapter's too

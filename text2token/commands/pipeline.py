@@ -123,12 +123,15 @@ def run_pipeline(args: argparse.Namespace) -> dict:
     join_process_group()  # under accelerate launch: before a stage is skipped or run, every rank joins
     common = {"max_steps": args.steps} if args.steps else {}
     started = time.time()
-    stage1 = run_stage(args.stage1, args.stage1_args.split(), {
-        **common, **({"output_dir": str(args.output_root / "stage1")} if args.output_root else {})})
+    overrides1 = {**common, **({"output_dir": str(args.output_root / "stage1")} if args.output_root else {})}
+    overrides2 = {**common, **({"output_dir": str(args.output_root / "stage2")} if args.output_root else {})}
+    # Every value of both stages is checked before stage 1 starts, not once stage 1 has trained.
+    stage1_output = parse_args(["--config", str(args.stage1), *args.stage1_args.split()], overrides=overrides1)[2].output_dir
+    parse_args(["--config", str(args.stage2), *args.stage2_args.split()], overrides={**overrides2, "backbone": stage1_output})
+    stage1 = run_stage(args.stage1, args.stage1_args.split(), overrides1)
     # Stage 2 always starts from this run's stage-1 model, whatever its YAML says.
-    stage2 = run_stage(args.stage2, args.stage2_args.split(), {
-        **common, **({"output_dir": str(args.output_root / "stage2")} if args.output_root else {}),
-        "backbone": stage1["output_dir"]}, started_from=weights_digest(stage1["output_dir"]))
+    stage2 = run_stage(args.stage2, args.stage2_args.split(), {**overrides2, "backbone": stage1["output_dir"]},
+                       started_from=weights_digest(stage1["output_dir"]))
     summary = {"stage1": stage1, "stage2": stage2, "train_wall_s": round(time.time() - started, 1)}
     table = None
     if not args.skip_eval:  # every rank encodes its share of the closing table

@@ -120,11 +120,9 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: T
         logger.info("Resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     if stop.stopped_at_step is not None:
-        message = stop.stopped_message(training_args.output_dir, stop.stopped_at_step)
-        logger.error(message)
         if lock is not None:
             release_output_lock(lock)
-        print(f"text2token train: {message}", file=sys.stderr)
+        logger.error(stop.stopped_message(training_args.output_dir, stop.stopped_at_step))
         raise SystemExit(stop.exit_code)
     trainer.save_model()
     if trainer.is_world_process_zero():

@@ -235,6 +235,11 @@ def build_data_driven_targets(
         desc="Data-driven targets: tokenizing",
     )
     dropped = len(dataset) - len(tokenized)
+    if len(dataset) and not len(tokenized):  # nothing to weigh: name why rather than fail on missing columns
+        examples = [repr(text)[:80] for text in dataset.select(range(min(3, len(dataset))))[text_column]]
+        raise ValueError(f"none of the {len(dataset)} texts has a content token: all are stopwords or punctuation "
+                         f"(stopwords={stopwords_name!r}; e.g. {', '.join(examples)}). Use a corpus of real text, or "
+                         f"another stopword list (--stopwords none)")
     if dropped:
         kept = np.zeros(len(dataset), dtype=bool)
         for batch in tokenized.with_format("arrow").iter(batch_size=100_000):

@@ -84,10 +84,32 @@ class TargetInfo:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TargetInfo":
-        data = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_json(cls, text: str, source: str = INFO_FILE) -> "TargetInfo":
+        """Parse and type-check the metadata; a malformed one is refused here, naming `source` and the
+        field, not later (a `params` string once trained for hours, then failed in the model card)."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{source}: not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a JSON object, found {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        missing = [name for name, f in fields.items() if f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING and name not in data]
+        if missing:
+            raise ValueError(f"{source}: missing field(s) {missing}")
+        for name, value in data.items():
+            wanted = _INFO_TYPES.get(name)
+            if wanted is not None and (not isinstance(value, wanted) or isinstance(value, bool)):
+                raise ValueError(f"{source}: field {name} must be {_TYPE_NAMES[wanted]}, found {type(value).__name__} "
+                                 f"{str(value)[:60]!r}")
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+_INFO_TYPES = {"method": str, "params": dict, "backbone": str, "tokenizer_fingerprint": str, "vocab_size": int,
+               "corpus": str, "corpus_fingerprint": str, "num_rows": int, "dropped": dict, "stats": dict,
+               "text2token_version": str, "spec": dict}
+_TYPE_NAMES = {str: "a string", dict: "an object", int: "an integer"}
 
 
 def attach_info(dataset: datasets.Dataset, info: TargetInfo) -> datasets.Dataset:
@@ -99,7 +121,7 @@ def read_info(dataset: datasets.Dataset) -> TargetInfo | None:
     description = dataset.info.description or ""
     if not description.startswith(_INFO_MARKER):
         return None
-    return TargetInfo.from_json(description[len(_INFO_MARKER):])
+    return TargetInfo.from_json(description[len(_INFO_MARKER):], source="the dataset's TargetInfo")
 
 
 def check_tokenizer(info: TargetInfo | None, tokenizer: PreTrainedTokenizerBase, *,
@@ -183,7 +205,7 @@ def load_targets(path: str | os.PathLike) -> datasets.Dataset:
     if missing:
         raise ValueError(f"{path}: missing target column(s) {missing}; found {dataset.column_names}")
     if read_info(dataset) is None and (path / INFO_FILE).is_file():
-        attach_info(dataset, TargetInfo.from_json((path / INFO_FILE).read_text()))
+        attach_info(dataset, TargetInfo.from_json((path / INFO_FILE).read_text(), source=str(path / INFO_FILE)))
     return dataset
 
 

@@ -42,7 +42,7 @@ def _looks_like_path(source: str) -> bool:
 
 
 def load(source: str | os.PathLike, split: str = "train", *, revision: str | None = None,
-                        token: str | None = None) -> datasets.Dataset:
+         token: str | None = None) -> datasets.Dataset:
     """Targets from a `save_to_disk` folder, a `.parquet` file or a Hub dataset repo, with their
     `TargetInfo` re-attached (read it back with `targets.read_info`)."""
     path = Path(source)
@@ -53,7 +53,7 @@ def load(source: str | os.PathLike, split: str = "train", *, revision: str | Non
             raise FileNotFoundError(f"{source} is not a folder or file: no such .parquet file")
         dataset = datasets.Dataset.from_parquet(str(path))
         sidecar = path.with_name(INFO_FILE)
-        info = TargetInfo.from_json(sidecar.read_text()) if sidecar.is_file() else None
+        info = TargetInfo.from_json(sidecar.read_text(), source=str(sidecar)) if sidecar.is_file() else None
     elif path.exists():
         raise ValueError(f"{source} is a file but not a .parquet file: expected a saved target folder, "
                          "a .parquet file or a Hub dataset repo id")
@@ -88,7 +88,7 @@ def _load_from_hub(repo_id: str, split: str, revision: str | None, token: str | 
         info_path = hf_hub_download(repo_id, INFO_FILE, repo_type="dataset", revision=sha, token=token)
     except EntryNotFoundError:
         return dataset, None
-    return dataset, TargetInfo.from_json(Path(info_path).read_text())
+    return dataset, TargetInfo.from_json(Path(info_path).read_text(), source=f"{repo_id}/{INFO_FILE}")
 
 
 def _load_from_cache(repo_id: str, split: str, revision: str | None, token: str | None):
@@ -108,9 +108,9 @@ def _load_from_cache(repo_id: str, split: str, revision: str | None, token: str 
         cached = sorted(Path(HF_HUB_CACHE, f"datasets--{repo_id.replace('/', '--')}", "snapshots").glob(f"*/{INFO_FILE}"),
                         key=lambda p: p.stat().st_mtime)
         if revision is None and cached:
-            return dataset, TargetInfo.from_json(cached[-1].read_text())
+            return dataset, TargetInfo.from_json(cached[-1].read_text(), source=str(cached[-1]))
         logger.warning("%s: offline, and its %s is not in the cache (%s)", repo_id, INFO_FILE, HF_HUB_CACHE)
         return dataset, None
-    return dataset, TargetInfo.from_json(Path(info_path).read_text())
+    return dataset, TargetInfo.from_json(Path(info_path).read_text(), source=f"{repo_id}/{INFO_FILE}")
 
 
