@@ -31,6 +31,9 @@ class Text2TokenConfig(PreTrainedConfig):
             (default) means the larger of 512 and `max_length`, capped by the backbone's positions: a
             model trained on 128-token texts still reads a whole review or document (the paper trains
             at 128 and evaluates at 1024). Any call can override it.
+        prompts: named instructions (`{"query": "Given a question, find the passage: ", "document": ""}`)
+            that `encode(..., prompt_name=...)` and the mteb wrapper (by query/document) put in front of a
+            text, inside `prompt`; `None` (default): no instructions, every text encoded alike.
     """
 
     model_type = "text2token"
@@ -43,6 +46,7 @@ class Text2TokenConfig(PreTrainedConfig):
     lora: dict | None = None
     max_length: int = 128
     inference_max_length: int | None = None
+    prompts: dict | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -56,6 +60,9 @@ class Text2TokenConfig(PreTrainedConfig):
             raise ValueError(f"prompt={self.prompt!r} has no '{{text}}' slot for the input text")
         if self.max_length < 1:
             raise ValueError(f"max_length={self.max_length}: must be a positive number of tokens")
+        if self.prompts is not None and not (isinstance(self.prompts, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.prompts.items())):
+            raise ValueError(f"prompts={self.prompts!r}: expected a mapping of prompt name to instruction text")
         if self.inference_max_length is not None and self.inference_max_length < 1:
             raise ValueError(f"inference_max_length={self.inference_max_length}: must be a positive number of tokens")
 

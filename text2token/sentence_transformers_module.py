@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from .sentence_transformers_compat import MODULE_CONFIG, inference_length
-from .tokenization import replace_lone_surrogates, tokenize_texts
+from .tokenization import combine_prompt, replace_lone_surrogates, tokenize_texts
 
 # In `try`: transformers checks the imports of every remote-code file when `AutoModel` loads the folder,
 # and sentence-transformers must stay optional there; it skips imports inside `try` blocks.
@@ -57,13 +57,8 @@ class Text2TokenSentenceEncoder(_ModuleBase):
         self.model.tokenizer = tokenizer
 
     def _template(self, prompt: str | None) -> str | None:
-        own = self.model.config.prompt
-        if not prompt:
-            return own
-        if "{text}" in prompt:
-            return prompt
         # A plain prefix (an instruction, "query: "...) goes before the text, inside the model's template.
-        return own.replace("{text}", prompt + "{text}", 1) if own else prompt + "{text}"
+        return combine_prompt(self.model.config.prompt, prompt)
 
     def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:
         texts = []

@@ -149,12 +149,21 @@ class EmbedderEncoder(AbsEncoder):
             batch_size=int(kwargs.get("batch_size", 32)),
             show_progress_bar=kwargs.get("show_progress_bar", self.show_progress_bar),
             desc=task_metadata.name,
+            prompt_name=self.prompt_name(prompt_type),
         )
 
+    def prompt_name(self, prompt_type: PromptType | None) -> str | None:
+        """mteb's query/document side as the embedder's prompt name, when it has a prompt for it."""
+        name = getattr(prompt_type, "value", prompt_type)
+        return name if name and name in (getattr(self.model, "prompts", None) or {}) else None
+
     def encode_texts(
-        self, texts: list[str], *, batch_size: int = 32, show_progress_bar: bool = False, desc: str = ""
+        self, texts: list[str], *, batch_size: int = 32, show_progress_bar: bool = False, desc: str = "",
+        prompt_name: str | None = None,
     ) -> np.ndarray:
-        keys = [text_key(t) for t in texts]
+        # A text under an instruction is another input: its vectors are cached apart, keyed by the instruction.
+        prompt = self.model.prompts[prompt_name] if prompt_name else None
+        keys = [text_key(t if prompt is None else f"{prompt}\x00{t}") for t in texts]
         missing: dict[str, str] = {}
         for key, text in zip(keys, texts):
             if key in self._memory or key in missing:
@@ -165,19 +174,22 @@ class EmbedderEncoder(AbsEncoder):
             else:
                 missing[key] = text
         if missing:
-            self._encode_missing(missing, batch_size, show_progress_bar, desc)
+            self._encode_missing(missing, batch_size, show_progress_bar, desc, prompt_name)
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
 
-    def _encode_missing(self, missing: dict[str, str], batch_size: int, show: bool, desc: str) -> None:
+    def _encode_missing(self, missing: dict[str, str], batch_size: int, show: bool, desc: str,
+                        prompt_name: str | None = None) -> None:
         order = sorted(missing, key=lambda k: (-len(missing[k]), k))
         bar = tqdm(total=len(order), desc=f"encode {desc}".strip(), unit="text", disable=not show)
         new_keys, new_vecs = [], []
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
+            chunk_texts = [missing[k] for k in chunk]
             vecs = np.asarray(
-                self.model.encode([missing[k] for k in chunk], batch_size=batch_size, normalize=False),
+                self.model.encode(chunk_texts, batch_size=batch_size, normalize=False, prompt_name=prompt_name)
+                if prompt_name else self.model.encode(chunk_texts, batch_size=batch_size, normalize=False),
                 dtype=np.float32,
             )
             if vecs.shape[0] != len(chunk):
