@@ -44,6 +44,9 @@ def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bo
     from sentence_transformers.base.modules import Normalize, Transformer
     from sentence_transformers.sentence_transformer.modules import Pooling
 
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):  # before the model loads: a quick refusal
+        raise FileExistsError(f"{out} exists and is not an empty folder: export writes a fresh one")
     source_folder = None
     if isinstance(model, (str, os.PathLike)):
         from .modeling import Text2TokenModel
@@ -53,9 +56,6 @@ def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bo
     reasons = export_refusals(model.config)
     if reasons:
         raise ExportError("cannot export as a plain sentence-transformers model: " + "; ".join(reasons))
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty folder: export writes a fresh one")
     length = int(getattr(model.config, "encode_length", None) or model.config.max_length)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
     try:

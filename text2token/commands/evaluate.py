@@ -16,6 +16,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..command_line import OneLineParser
 from ..backbones import EMBEDDED_DEFAULT, cache_root
 from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..evaluation.systems import BASELINES, load_system
@@ -24,7 +25,7 @@ logger = logging.getLogger("text2token.evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="text2token evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], help="a saved Text2Token model; repeatable")
     parser.add_argument("--label", action="append", default=[], help="table label of each --model, in order")
     parser.add_argument("--mteb_name", action="append", default=[], metavar="ORG/NAME",
