@@ -96,3 +96,11 @@ def test_instructions_are_recorded_in_card_and_model_meta(tiny_model, tmp_path):
     card = render_model_card(tiny_model, base_model="owner/backbone", license="mit", language="en")
     assert f"`query`: `{PROMPTS['query']}`" in ModelCard(str(card)).text
     assert model_meta(tmp_path / "m").use_instructions is True
+
+
+def test_sentence_transformers_refuses_a_backend_it_would_ignore(tiny_model, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    tiny_model.save_pretrained(tmp_path / "m")
+    with pytest.raises(ValueError, match="backend='onnx'"):
+        SentenceTransformer(str(tmp_path / "m"), trust_remote_code=True, backend="onnx")

@@ -42,7 +42,11 @@ class Text2TokenSentenceEncoder(_ModuleBase):
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", token=None, cache_folder: str | None = None,
              revision: str | None = None, local_files_only: bool = False, model_kwargs: dict | None = None,
-             **kwargs) -> "Text2TokenSentenceEncoder":
+             backend: str | None = None, **kwargs) -> "Text2TokenSentenceEncoder":
+        if backend not in (None, "torch"):  # sentence-transformers would otherwise run torch fp32 silently
+            raise ValueError(f"backend={backend!r}: a Text2Token folder runs with the torch backend only (no ONNX "
+                             "or OpenVINO export exists for it yet, see the text2token README); load it without "
+                             "backend=")
         config = cls.load_config(model_name_or_path, subfolder=subfolder, token=token, cache_folder=cache_folder,
                                  revision=revision, local_files_only=local_files_only)
         return cls(model_name_or_path, max_seq_length=config.get("max_seq_length"), model_kwargs=model_kwargs,
