@@ -46,6 +46,7 @@ MISTAKES = {
     "export: non-empty output": (["export", "model", "full"], "full exists and is not an empty folder"),
     "explain: missing model": (["explain", "./nowhere", "a text"], "./nowhere"),
     "evaluate: unknown flag": (["evaluate", "--modle", "x"], "--modle"),
+    "evaluate: missing model": (["evaluate", "--model", "runs/stage2/"], "runs/stage2/"),
     "top level: unknown command": (["trian"], "trian"),
 }
 

@@ -16,7 +16,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..command_line import OneLineParser
+from ..command_line import OneLineParser, check_model_path
 from ..backbones import EMBEDDED_DEFAULT, cache_root
 from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..evaluation.systems import BASELINES, load_system
@@ -74,6 +74,8 @@ def results_folders(systems: dict, output_dir: str | Path) -> dict[str, Path]:
 def main(argv: list[str] | None = None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    for model in args.model:
+        check_model_path(model, "--model")
     if len(args.label) not in (0, len(args.model)):
         raise SystemExit("give one --label per --model, or none")
     if len(args.mteb_name) not in (0, len(args.model)):
