@@ -18,7 +18,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from .backbones import EMBEDDED_DEFAULT
-from .command_line import UsageError, check_model_path
+from .command_line import UsageError
 from .corpora import DEFAULT_CORPUS
 from .losses import (
     MNTP_BLANK_TOKEN,
@@ -251,7 +251,6 @@ def parse_recipe_args(dataclass_types, argv: list[str] | None = None, overrides:
 
 def check_recipe(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
     """Refuse option combinations that would run but not do what they say."""
-    check_model_path(model_args.backbone, "backbone")
     problems = []
     loss = getattr(training_args, "loss", "token_targets")
     if not loss_class(loss).needs_targets and data_args.targets:

@@ -20,6 +20,7 @@ from ..arguments import (
 )
 from ..backbones import resolve_backbone, weights_digest
 from ..checkpointing import last_complete_checkpoint
+from ..command_line import check_model_path
 from ..distributed import wait_for_path
 from ..factory import (
     build_model,
@@ -50,7 +51,10 @@ def parse_args(argv: list[str] | None = None, overrides: dict | None = None):
 
 
 def main(argv: list[str] | None = None) -> str:
-    return train(*parse_args(argv))
+    args = parse_args(argv)
+    # Here, not in check_recipe: a stage-2 recipe names a stage-1 folder that a pipeline has yet to train.
+    check_model_path(args[0].backbone, "--backbone")
+    return train(*args)
 
 
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: Text2TokenTrainingArguments) -> str:
