@@ -44,8 +44,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def run_command(prog: str, main: Callable[[list[str]], object], argv: list[str]) -> None:
