@@ -183,7 +183,7 @@ def test_model_card_shows_run_data(tiny_model, tmp_path):
     assert "stage 1 (data-driven targets)" in text and "`weighting=uniform`" in text
     assert "| objective | token_targets |" in text and "| learning rate | 0.005 |" in text
     assert "= 4 |" in text and "| steps | 3 |" in text
-    assert "| lee_sts | 0.4321 |" in text
+    assert "| lee_sts |  | main_score | full | 0.4321 |" in text  # task, type, metric, cut, score
     assert card.data.base_model == "loopback/tiny-llama" and "sentence-embeddings" in card.data.tags
 
     bare = render_model_card(tiny_model.config)  # no run data: still a valid card
@@ -202,7 +202,7 @@ def test_trainer_saves_and_publishes_its_card(hub, tiny_model, tmp_path):
 
     trainer.push_to_hub(eval_results={"toy_task": 0.5})
     card = ModelCard.load(repo_id)
-    assert last_loss in card.text and "| toy_task | 0.5000 |" in card.text
+    assert last_loss in card.text and "| toy_task |  | main_score | full | 0.5000 |" in card.text
     assert json.loads(open(hf_hub_download(repo_id, "config.json")).read())["lora"] is None, "published merged"
 
     # The model keeps the run data, so its own push_to_hub publishes the same card under its new name.

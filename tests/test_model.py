@@ -65,9 +65,10 @@ def test_encode_normalize_and_tensor_output(tiny_model):
     torch.testing.assert_close(out.norm(dim=-1), torch.ones(len(SENTENCES)))
 
 
-def test_encode_rejects_a_bare_string_and_non_strings(tiny_model):
+def test_encode_rejects_non_strings(tiny_model):
+    # A single string is sentence-transformers' one-vector call (issue 23, tests/test_encode_api.py).
     with pytest.raises(TypeError, match="single str"):
-        tiny_model.encode("just one text")
+        tiny_model.explain("just one text")
     with pytest.raises(TypeError, match=r"texts\[1\] is int"):
         tiny_model.encode(["fine", 3])
 

@@ -19,6 +19,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from .adapters import LoraSettings
 from .backbones import EMBEDDED_DEFAULT
 from .configuration import Text2TokenConfig
+from .command_line import UsageError
 from .corpora import DEFAULT_CORPUS
 from .losses import (
     MNTP_BLANK_TOKEN,
@@ -140,10 +141,64 @@ def _tracker_names(report_to):
 
 
 class _RaisingParser(HfArgumentParser):
-    """Raises instead of printing usage and exiting, so a bad YAML value names its file."""
+    """Raises instead of printing usage and exiting, so a bad YAML value names its file; no abbreviations
+    (`--learning_rat` must not start a run as `--learning_rate`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
-        raise ValueError(message.replace("argument ", "option ", 1))
+        raise UsageError(message.replace("argument ", "option ", 1))
+
+
+# What `train --help` lists of transformers' TrainingArguments (`--help-all` lists every one).
+COMMON_TRAINING_OPTIONS = ("output_dir", "max_steps", "num_train_epochs", "learning_rate", "per_device_train_batch_size",
+                           "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "weight_decay",
+                           "logging_steps", "save_steps", "save_total_limit", "seed", "bf16", "gradient_checkpointing",
+                           "resume_from_checkpoint", "push_to_hub", "hub_model_id")
+CONFIG_HELP = "a recipe YAML: its keys are defaults of the options below; flags on the command line override them"
+
+
+def _recipe_help(dataclass_types, prog: str, full: bool) -> str:
+    """`--help`: --config, then the recipe's own options and the common training ones; `--help-all`: all."""
+    parser = _RaisingParser(dataclass_types, prog=prog, usage=f"{prog} --config YAML [--key value ...]",
+                            description="Options are spelled with underscores; run with --help-all for every "
+                                        "option of transformers' TrainingArguments.", add_help=False)
+    if full:
+        parser.add_argument_group("recipe").add_argument("--config", metavar="YAML", help=CONFIG_HELP)
+        return parser.format_help()
+    brief = argparse.ArgumentParser(prog=prog, usage=parser.usage, description=parser.description, add_help=False)
+    brief.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
+    brief.add_argument("--help-all", action="store_true", help="every option, TrainingArguments' included")
+    actions = {action.dest: action for action in parser._actions}
+    inherited = {f.name for f in dataclasses.fields(TrainingArguments)}
+    for dc in dataclass_types:
+        own = [f.name for f in dataclasses.fields(dc) if f.init and not (issubclass(dc, TrainingArguments)
+                                                                         and f.name in inherited)]
+        if issubclass(dc, TrainingArguments):
+            own += [name for name in COMMON_TRAINING_OPTIONS if name not in own]
+        group = brief.add_argument_group(f"{dc.__name__} options")
+        for name in own:
+            if name in actions:
+                group._add_action(actions[name])  # the same action objects: help text as the full parser's
+    return brief.format_help()
+
+
+def _yaml_config(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe config {path} does not exist")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise UsageError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if not config:  # an empty file would start a full default run
+        raise UsageError(f"{path}: the recipe is empty; give at least one option: value (see --help)")
+    if not isinstance(config, dict):
+        raise UsageError(f"{path}: expected a mapping of option: value, got {type(config).__name__}")
+    return config
 
 
 def _as_flags(config: dict) -> list[str]:
@@ -160,35 +215,42 @@ def _as_flags(config: dict) -> list[str]:
     return argv
 
 
-def parse_recipe_args(dataclass_types, argv: list[str] | None = None, overrides: dict | None = None):
+def parse_recipe_args(dataclass_types, argv: list[str] | None = None, overrides: dict | None = None,
+                      prog: str = "text2token train"):
     """Parse `--config recipe.yaml` (optional) plus command-line flags into the dataclasses; `overrides`
-    (option -> value, as in a YAML) win over both and go through the same type checks."""
-    pre = argparse.ArgumentParser(add_help=False)
+    (option -> value, as in a YAML) win over both and go through the same type checks. `--help` prints
+    the recipe's options, `--help-all` every option; a mistake raises `UsageError` naming the option."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--config", default=None)
+    pre.add_argument("-h", "--help", action="store_true")
+    pre.add_argument("--help-all", "--help_all", dest="help_all", action="store_true")
     known, rest = pre.parse_known_args(argv)
-    parser = HfArgumentParser(dataclass_types)
+    if known.help or known.help_all:
+        print(_recipe_help(dataclass_types, prog, full=known.help_all))
+        raise SystemExit(0)
+    parser = _RaisingParser(dataclass_types, prog=prog)
     yaml_flags: list[str] = []
     if known.config:
         path = Path(known.config)
-        if not path.is_file():
-            raise FileNotFoundError(f"recipe config {path} does not exist")
-        config = yaml.safe_load(path.read_text())
-        if not config:  # an empty file would start a full default run
-            raise ValueError(f"{path}: the recipe is empty; give at least one option: value (see --help)")
-        if not isinstance(config, dict):
-            raise ValueError(f"{path}: expected a mapping of option: value, got {type(config).__name__}")
+        config = _yaml_config(path)
         known_keys = {f.name for dc in dataclass_types for f in dataclasses.fields(dc) if f.init}
         unknown = sorted(set(config) - known_keys)
         if unknown:
-            raise ValueError(f"{path}: unknown option(s) {unknown}; run with --help for the valid ones")
+            raise UsageError(f"{path}: unknown option(s) {unknown}; run with --help-all for the valid ones")
         yaml_flags = _as_flags(config)
         checker = _RaisingParser(dataclass_types)
         try:
             checker.parse_args(yaml_flags)  # types and choices only: overrides may still change values
         except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise UsageError(f"{path}: {exc}") from None
     override_flags = _as_flags(overrides or {})
-    return parser.parse_args_into_dataclasses(args=yaml_flags + rest + override_flags, look_for_args_file=False)
+    parsed = parser.parse_args_into_dataclasses(args=yaml_flags + rest + override_flags, look_for_args_file=False,
+                                                return_remaining_strings=True)
+    *dataclasses_, remaining = parsed
+    if remaining:
+        raise UsageError(f"unrecognized option(s): {' '.join(remaining)} (see {prog} --help; options are not "
+                         "abbreviated)")
+    return tuple(dataclasses_)
 
 
 def check_recipe(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:

@@ -17,6 +17,8 @@ import importlib
 import logging
 import sys
 
+from .command_line import OneLineParser, check_model_path, run_command
+
 # Subcommands with their own parser (HfArgumentParser for train): the rest of the command line is theirs.
 JOBS = {
     "train": "train one stage from a recipe YAML plus --key value overrides (see `text2token train --help`)",
@@ -30,6 +32,9 @@ JOBS = {
 def _explain(args) -> None:
     from .explain import compare, explain, load_model, load_pair, render, render_comparison
 
+    check_model_path(args.model, "MODEL")
+    if args.compare:
+        check_model_path(args.compare, "--compare")
     if args.compare:
         pair = load_pair(args.model, args.compare)
         print(render_comparison(compare(*pair, args.texts, k=args.k, max_length=args.max_length),
@@ -47,15 +52,17 @@ def _build_targets(args) -> None:
 def _export(args) -> None:
     from .export import export_sentence_transformers
 
+    check_model_path(args.model, "MODEL")
     out = export_sentence_transformers(args.model, args.output, normalize=args.normalize)
     print(f"exported {args.model} to {out}: load it with SentenceTransformer({str(out)!r})")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
     from .commands.targets import build_parser as build_target_parser
 
-    parser = argparse.ArgumentParser(prog="text2token", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="text2token", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"text2token {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in JOBS.items():  # listed here; parsed by their own modules (see main)
         commands.add_parser(name, help=help_text, add_help=False)
@@ -92,9 +99,18 @@ def main(argv: list[str] | None = None) -> None:
     would turn a job's summary into exit status 1 (the jobs' own functions return their results)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in JOBS:
-        importlib.import_module(f"text2token.commands.{argv[0]}").main(argv[1:])
+        run_command(f"text2token {argv[0]}", importlib.import_module(f"text2token.commands.{argv[0]}").main, argv[1:])
         return
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stderr)
+    run_command(_prog(argv), _run, argv)
+
+
+def _prog(argv: list[str]) -> str:
+    words = [word for word in argv[:2] if not word.startswith("-")]
+    return " ".join(["text2token", *words[:1 if words[:1] != ["targets"] else 2]])
+
+
+def _run(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
     args.run(args)
 

@@ -36,6 +36,9 @@ class Text2TokenConfig(PreTrainedConfig):
             at 128 and evaluates at 1024). Any call can override it.
         similarity: how evaluation scores two embeddings, `"cosine"` (default) or `"dot"` (the
             authors' evaluation); the mteb wrapper's `ModelMeta.similarity_fn_name` follows it.
+        prompts: named instructions (`{"query": "Given a question, find the passage: ", "document": ""}`)
+            that `encode(..., prompt_name=...)` and the mteb wrapper (by query/document) put in front of a
+            text, inside `prompt`; `None` (default): no instructions, every text encoded alike.
     """
 
     model_type = "text2token"
@@ -49,6 +52,7 @@ class Text2TokenConfig(PreTrainedConfig):
     max_length: int = 128
     inference_max_length: int | None = None
     similarity: str = "cosine"
+    prompts: dict | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -62,6 +66,9 @@ class Text2TokenConfig(PreTrainedConfig):
             raise ValueError(f"prompt={self.prompt!r} has no '{{text}}' slot for the input text")
         if self.max_length < 1:
             raise ValueError(f"max_length={self.max_length}: must be a positive number of tokens")
+        if self.prompts is not None and not (isinstance(self.prompts, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.prompts.items())):
+            raise ValueError(f"prompts={self.prompts!r}: expected a mapping of prompt name to instruction text")
         self.validate_inference_settings()
 
     def validate_inference_settings(self) -> None:

@@ -18,6 +18,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from .cards import (DROP_REASONS, METHOD_KINDS, MODEL_CARD_TEMPLATE, PAPER_BIBTEX, cell_text, framework_versions,
                     hub_repo_id, library_bibtex, number_text, package_version, replace_section, template_source,
                     usage_path)
+from .backbones import portable_backbone_name
 from .lineage import resolve_lineage
 from .hub_targets import load_target_dataset, push_targets_to_hub, render_dataset_card
 from .targets.schema import TargetInfo
@@ -162,7 +163,7 @@ def render_model_card(
     lm = config.lm_config
     source = base_model or next((t.backbone for t in targets if t.backbone), None) or getattr(lm, "_name_or_path", "")
     lineage = resolve_lineage(source, fetch_card=license is None or language is None)
-    backbone = lineage.name(source or "unknown")
+    backbone = lineage.name(portable_backbone_name(source) if source else "unknown")  # never a machine path
     repo_id = repo_id or config._name_or_path or "path/to/this/model"
     tags = [tags] if isinstance(tags, str) else list(tags or [])
     hub_datasets = [dataset_ids] if isinstance(dataset_ids, str) else list(dataset_ids or [])

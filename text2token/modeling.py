@@ -26,7 +26,7 @@ from .losses import TokenTargetKLLoss
 from .model_files import check_model_folder
 from .pooling import pool, position_ids_from_mask
 from .sentence_transformers_compat import save_sentence_transformers_files
-from .tokenization import ensure_pad_token, replace_lone_surrogates, tokenize_texts
+from .tokenization import combine_prompt, ensure_pad_token, replace_lone_surrogates, tokenize_texts
 from .value_checks import check_range
 
 
@@ -253,14 +253,25 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
                                 last_hidden_state=hidden if return_hidden_states else None)
 
     # ----------------------------------------------------------------- inference helpers
-    def tokenize(self, texts: Sequence[str], max_length: int | None = None):
-        """Model inputs for inference, truncated at `max_length` (default `config.encode_length`)."""
+    def tokenize(self, texts: Sequence[str], max_length: int | None = None, prompt: str | None = None):
+        """Model inputs for inference, truncated at `max_length` (default `config.encode_length`); `prompt`
+        (an instruction) goes in front of each text, inside the model's own template."""
         return tokenize_texts(self.tokenizer, texts, max_length=max_length or self.config.encode_length,
-                              prompt=self.config.prompt)
+                              prompt=combine_prompt(self.config.prompt, prompt))
+
+    def resolve_prompt(self, prompt: str | None = None, prompt_name: str | None = None) -> str | None:
+        """The instruction `encode` puts in front of texts: `prompt` itself, else `config.prompts[prompt_name]`."""
+        if prompt is not None or prompt_name is None:
+            return prompt
+        prompts = self.config.prompts or {}
+        if prompt_name not in prompts:
+            raise ValueError(f"prompt_name={prompt_name!r} is not in config.prompts "
+                             f"({sorted(prompts) or 'none configured'}): set config.prompts or pass prompt=")
+        return prompts[prompt_name]
 
     @torch.inference_mode()
     def _batched(self, texts: Sequence[str], batch_size: int, show_progress_bar: bool | None, fn,
-                 max_length: int | None = None):
+                 max_length: int | None = None, prompt: str | None = None):
         """Run `fn(model_inputs)` over length-sorted batches and return results in input order."""
         if isinstance(texts, str):
             raise TypeError("expected a list of texts, got a single str: wrap it in a list")
@@ -288,7 +299,7 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         try:
             for start in tqdm(range(0, len(texts), batch_size), desc="Encoding", disable=not show):
                 idx = order[start : start + batch_size]
-                inputs = self.tokenize([texts[i] for i in idx], max_length).to(self.device)
+                inputs = self.tokenize([texts[i] for i in idx], max_length, prompt).to(self.device)
                 for i, row in zip(idx, fn(inputs)):
                     results[i] = row
         finally:
@@ -297,24 +308,39 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
 
     def encode(
         self,
-        texts: Sequence[str],
+        texts: str | Sequence[str],
         batch_size: int = 32,
         normalize: bool = False,
         convert_to_tensor: bool = False,
         show_progress_bar: bool | None = None,
         max_length: int | None = None,
+        *,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        normalize_embeddings: bool | None = None,
     ) -> np.ndarray | torch.Tensor:
-        """Embeddings `h` (hidden size) of `texts`: a float32 array [len(texts), hidden].
+        """Embeddings `h` (hidden size) of `texts`: a float32 array [len(texts), hidden], or one vector for
+        a single string (as sentence-transformers' `encode`).
 
         Texts are truncated at `max_length` tokens, prompt included; by default at
-        `config.encode_length` (at least 512, not the shorter training length)."""
-        rows = self._batched(texts, batch_size, show_progress_bar,
+        `config.encode_length` (at least 512, not the shorter training length). `prompt` (an instruction
+        such as "query: ") or `prompt_name` (a key of `config.prompts`) goes in front of every text;
+        none by default. `normalize_embeddings` is sentence-transformers' name of `normalize`."""
+        single = isinstance(texts, str)
+        rows = self._batched([texts] if single else texts, batch_size, show_progress_bar,
                              lambda inputs: self.embed(inputs["input_ids"], inputs["attention_mask"]).cpu(),
-                             max_length)
+                             max_length, self.resolve_prompt(prompt, prompt_name))
         out = torch.stack(rows) if rows else torch.empty(0, self.config.lm_config.hidden_size)
-        if normalize:
+        if normalize or normalize_embeddings:
             out = F.normalize(out, dim=-1)
+        out = out[0] if single else out
         return out if convert_to_tensor else out.numpy()
+
+    def similarity(self, a, b) -> torch.Tensor:
+        """Cosine similarity matrix [len(a), len(b)] of two sets of embeddings (arrays, tensors or single
+        vectors), as sentence-transformers' `model.similarity`."""
+        a, b = (torch.atleast_2d(torch.as_tensor(x, dtype=torch.float32)) for x in (a, b))
+        return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
 
     def explain(self, texts: Sequence[str], k: int = 10, batch_size: int = 32,
                 max_length: int | None = None) -> list[list[tuple[str, float]]]:

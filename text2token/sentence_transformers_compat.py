@@ -50,10 +50,13 @@ def sentence_transformers_configs(config) -> dict[str, object]:
     prompt = config.prompt or ""
     # The template itself (with its `{text}` slot) is the prompt: `Text2TokenSentenceEncoder` wraps the
     # text in it; a plain prefix passed as `prompt=` goes in front of the text, inside the template.
+    # Configured instructions (`config.prompts`) are such prefixes, off unless asked for by name
+    # (`encode_query`, `prompt_name=`), as `Text2TokenModel.encode` has them.
+    instructions = getattr(config, "prompts", None)
     st_config = {
         "model_type": "SentenceTransformer",
-        "prompts": {"query": prompt, "document": prompt},
-        "default_prompt_name": "document" if prompt else None,
+        "prompts": dict(instructions) if instructions else {"query": prompt, "document": prompt},
+        "default_prompt_name": "document" if prompt and not instructions else None,
         "similarity_fn_name": "cosine",
         "requirements": REQUIREMENTS,
     }

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from .sentence_transformers_compat import MODULE_CONFIG, inference_length
-from .tokenization import replace_lone_surrogates, tokenize_texts
+from .tokenization import combine_prompt, replace_lone_surrogates, tokenize_texts
 
 # In `try`: transformers checks the imports of every remote-code file when `AutoModel` loads the folder,
 # and sentence-transformers must stay optional there; it skips imports inside `try` blocks.
@@ -42,7 +42,11 @@ class Text2TokenSentenceEncoder(_ModuleBase):
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", token=None, cache_folder: str | None = None,
              revision: str | None = None, local_files_only: bool = False, model_kwargs: dict | None = None,
-             **kwargs) -> "Text2TokenSentenceEncoder":
+             backend: str | None = None, **kwargs) -> "Text2TokenSentenceEncoder":
+        if backend not in (None, "torch"):  # sentence-transformers would otherwise run torch fp32 silently
+            raise ValueError(f"backend={backend!r}: a Text2Token folder runs with the torch backend only (no ONNX "
+                             "or OpenVINO export exists for it yet, see the text2token README); load it without "
+                             "backend=")
         config = cls.load_config(model_name_or_path, subfolder=subfolder, token=token, cache_folder=cache_folder,
                                  revision=revision, local_files_only=local_files_only)
         return cls(model_name_or_path, max_seq_length=config.get("max_seq_length"), model_kwargs=model_kwargs,
@@ -57,13 +61,8 @@ class Text2TokenSentenceEncoder(_ModuleBase):
         self.model.tokenizer = tokenizer
 
     def _template(self, prompt: str | None) -> str | None:
-        own = self.model.config.prompt
-        if not prompt:
-            return own
-        if "{text}" in prompt:
-            return prompt
         # A plain prefix (an instruction, "query: "...) goes before the text, inside the model's template.
-        return own.replace("{text}", prompt + "{text}", 1) if own else prompt + "{text}"
+        return combine_prompt(self.model.config.prompt, prompt)
 
     def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:
         texts = []

@@ -26,6 +26,17 @@ def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerB
     return tokenizer
 
 
+def combine_prompt(template: str | None, prompt: str | None) -> str | None:
+    """The template a text is wrapped in when `prompt` (an instruction such as "query: ", or a template
+    with `{text}`) is asked for on top of the model's own `template` (PromptEOL or None): a plain prefix
+    goes in front of the text, inside the model's template; a template with `{text}` replaces it."""
+    if not prompt:
+        return template
+    if "{text}" in prompt:
+        return prompt
+    return template.replace("{text}", prompt + "{text}", 1) if template else prompt + "{text}"
+
+
 def tokenize_texts(
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],

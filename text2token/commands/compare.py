@@ -23,6 +23,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..command_line import OneLineParser
 from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..digests import weights_digest
 from ..evaluation.spread import seed_label, write_spread
@@ -39,7 +40,7 @@ REFERENCE = "text2token-stage2"
 
 def build_parser() -> argparse.ArgumentParser:
     recipes = RECIPES / "smollm2-135m"
-    parser = argparse.ArgumentParser(prog="text2token compare", description=__doc__,
+    parser = OneLineParser(prog="text2token compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage1", type=Path, default=recipes / "stage1.yaml")
     parser.add_argument("--stage2", type=Path, default=recipes / "stage2.yaml")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..backbones import EMBEDDED_DEFAULT
 from ..cache import cache_root
+from ..command_line import OneLineParser, check_model_path
 from ..devices import AUTO_DTYPE
 from ..distributed import is_main_process, join_process_group
 from ..evaluation.systems import BASELINES, load_system
@@ -31,7 +32,7 @@ logger = logging.getLogger("text2token.evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="text2token evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], help="a saved Text2Token model; repeatable")
     parser.add_argument("--label", action="append", default=[], help="table label of each --model, in order")
     parser.add_argument("--mteb_name", action="append", default=[], metavar="ORG/NAME",
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     join_process_group()  # under accelerate launch: every rank encodes its share
+    for model in args.model:
+        check_model_path(model, "--model")
     if len(args.label) not in (0, len(args.model)):
         raise SystemExit("give one --label per --model, or none")
     if len(args.mteb_name) not in (0, len(args.model)):

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..command_line import OneLineParser
 from ..digests import weights_digest
 from ..distributed import barrier, is_main_process, join_process_group
 from ..hub import update_model_card_scores
@@ -93,7 +94,7 @@ def run_stage(config: Path, flags: list[str] = (), overrides: dict | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="text2token pipeline", description=__doc__,
+    parser = OneLineParser(prog="text2token pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage1", type=Path, default=RECIPES / "smollm2-135m" / "stage1.yaml")
     parser.add_argument("--stage2", type=Path, default=RECIPES / "smollm2-135m" / "stage2.yaml")

@@ -21,6 +21,7 @@ from ..arguments import (
 )
 from ..backbones import portable_backbone_name, resolve_backbone
 from ..checkpointing import last_complete_checkpoint
+from ..command_line import check_model_path
 from ..corpora import load_corpus
 from ..digests import weights_digest
 from ..distributed import wait_for_path
@@ -62,7 +63,10 @@ def output_folder_rules(model_args: ModelArguments, data_args: DataArguments, tr
 
 
 def main(argv: list[str] | None = None) -> str:
-    return train(*parse_args(argv))
+    args = parse_args(argv)
+    # Here, not in check_recipe: a stage-2 recipe names a stage-1 folder that a pipeline has yet to train.
+    check_model_path(args[0].backbone, "--backbone")
+    return train(*args)
 
 
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: Text2TokenTrainingArguments) -> str:

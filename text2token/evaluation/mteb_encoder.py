@@ -155,12 +155,21 @@ class EmbedderEncoder(AbsEncoder):
             batch_size=int(kwargs.get("batch_size", 32)),
             show_progress_bar=kwargs.get("show_progress_bar", self.show_progress_bar),
             desc=task_metadata.name,
+            prompt_name=self.prompt_name(prompt_type),
         )
 
+    def prompt_name(self, prompt_type: PromptType | None) -> str | None:
+        """mteb's query/document side as the embedder's prompt name, when it has a prompt for it."""
+        name = getattr(prompt_type, "value", prompt_type)
+        return name if name and name in (getattr(self.model, "prompts", None) or {}) else None
+
     def encode_texts(
-        self, texts: list[str], *, batch_size: int = 32, show_progress_bar: bool = False, desc: str = ""
+        self, texts: list[str], *, batch_size: int = 32, show_progress_bar: bool = False, desc: str = "",
+        prompt_name: str | None = None,
     ) -> np.ndarray:
-        keys = [text_key(t) for t in texts]
+        # A text under an instruction is another input: its vectors are cached apart, keyed by the instruction.
+        prompt = self.model.prompts[prompt_name] if prompt_name else None
+        keys = [text_key(t if prompt is None else f"{prompt}\x00{t}") for t in texts]
         missing: dict[str, str] = {}
         for key, text in zip(keys, texts):
             if key in self._memory or key in missing:
@@ -176,12 +185,13 @@ class EmbedderEncoder(AbsEncoder):
             by_key = dict(zip(keys, texts))
             missing = {key: by_key[key] for key in from_main_process(list(missing))}
         if missing:
-            self._encode_missing(missing, batch_size, show_progress_bar, desc)
+            self._encode_missing(missing, batch_size, show_progress_bar, desc, prompt_name)
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
 
-    def _encode_missing(self, missing: dict[str, str], batch_size: int, show: bool, desc: str) -> None:
+    def _encode_missing(self, missing: dict[str, str], batch_size: int, show: bool, desc: str,
+                        prompt_name: str | None = None) -> None:
         """Encode `missing` in length-sorted batches (the same batches whatever the number of
         processes): under a multi-process launch rank r takes batches r, r + N, ... of each window,
         the ranks exchange their vectors after the window, and the main process saves the window to
@@ -194,7 +204,8 @@ class EmbedderEncoder(AbsEncoder):
         for start in range(0, len(order), window):
             chunk = order[start : start + window]
             batches = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-            mine = [(b, self._encode_batch([missing[k] for k in b], batch_size)) for b in batches[me::ranks]]
+            mine = [(b, self._encode_batch([missing[k] for k in b], batch_size, prompt_name))
+                    for b in batches[me::ranks]]
             keys, vecs = [], []
             for part in gather_objects(mine):
                 for batch_keys, batch_vecs in part:
@@ -207,8 +218,11 @@ class EmbedderEncoder(AbsEncoder):
             bar.update(len(chunk))
         bar.close()
 
-    def _encode_batch(self, texts: list[str], batch_size: int) -> np.ndarray:
-        vecs = np.asarray(self.model.encode(texts, batch_size=batch_size, normalize=False), dtype=np.float32)
+    def _encode_batch(self, texts: list[str], batch_size: int, prompt_name: str | None = None) -> np.ndarray:
+        # Only with a prompt: baselines (TF-IDF, MiniLM) take no prompt_name.
+        options = {"prompt_name": prompt_name} if prompt_name else {}
+        vecs = np.asarray(self.model.encode(texts, batch_size=batch_size, normalize=False, **options),
+                          dtype=np.float32)
         if vecs.shape[0] != len(texts):
             raise ValueError(f"{self.model.name} returned {vecs.shape[0]} rows for {len(texts)} texts")
         return vecs

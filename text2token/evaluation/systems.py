@@ -31,10 +31,12 @@ class Text2TokenEmbedder:
         self.similarity = getattr(model.config, "similarity", "cosine")
         self.dim = model.config.lm_config.hidden_size
         self.n_parameters = sum(p.numel() for p in model.parameters())
+        self.prompts = dict(model.config.prompts or {})  # query/document instructions the mteb wrapper maps
 
-    def encode(self, texts: list[str], batch_size: int = 32, normalize: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 32, normalize: bool = False,
+               prompt_name: str | None = None) -> np.ndarray:
         return self.model.encode(texts, batch_size=batch_size, normalize=normalize, show_progress_bar=False,
-                                 max_length=self.max_length)
+                                 max_length=self.max_length, prompt_name=prompt_name)
 
 
 def load_system(spec: str, *, backbone: str = EMBEDDED_DEFAULT, pooling: str = "mean",
