@@ -149,3 +149,5 @@ def test_cli_reuses_only_targets_of_the_same_spec(tiny_backbone_dir, tmp_path, c
     with pytest.raises(ValueError, match="notes exists and is not a target dataset"):
         cli(argv[:-1] + [str(tmp_path / "notes")])
     assert (tmp_path / "notes" / "todo.txt").read_text() == "not targets"
+    with pytest.raises(ValueError, match="names prebuilt targets, but `targets build` builds them"):
+        cli(argv + ["--targets", str(tmp_path / "t")])
