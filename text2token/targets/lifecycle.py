@@ -48,9 +48,10 @@ def obtain(spec: TargetSpec, corpus: datasets.Dataset, encoder, cache: str | os.
     ready = ready_file(cache)
     if world_size() > 1 and not is_main_process() and spec.method == "data":
         return _wait_for_targets(cache, ready, spec.key())
-    # An empty folder is a fresh one (made for the targets); anything else must be a target dataset.
-    if _holds_anything(cache) and (world_size() == 1 or _ready_key(ready) == spec.key()):
-        existing = _load_existing(cache)
+    # An empty folder is a fresh one (made for the targets); anything else must be a target dataset,
+    # checked by every rank before any writes (they read the same files, so all take the same branch).
+    existing = _load_existing(cache) if _holds_anything(cache) else None
+    if existing is not None and (world_size() == 1 or _ready_key(ready) == spec.key()):
         differing = spec.differences(stored_spec(read_info(existing)))
         if not differing:
             logger.info("Reusing the targets in %s (%d rows, spec %s)", cache, len(existing), spec.key())
