@@ -62,8 +62,7 @@ def test_simcse_views_are_identical_without_noise_and_differ_at_step_0_with_it(r
     a, b = _two_views(model, batch)
     cosine = torch.nn.functional.cosine_similarity(a, b)
     assert (cosine < 1 - 1e-4).all(), cosine
-    loss(batch)
-    assert loss.components["positive_cosine"].item() < 1 - 1e-4
+    assert loss(batch).components["positive_cosine"].item() < 1 - 1e-4
     # Noise acts in train mode only: encoding stays deterministic.
     model.eval()
     assert _same(*_two_views(model, batch))
@@ -151,9 +150,9 @@ def test_mntp_predicts_masked_tokens_from_the_previous_position_without_full_log
     project = model.project
     model.project = lambda h: seen.append(tuple(h.shape)) or project(h)
     torch.manual_seed(0)
-    value = loss(batch)
-    assert torch.isfinite(value)
-    masked = int(loss.components["masked_tokens"].item())
+    result = loss(batch)
+    assert torch.isfinite(result.loss)
+    masked = int(result.components["masked_tokens"].item())
     real_tokens = int(batch["attention_mask"].sum())
     assert seen == [(masked, model.config.lm_config.hidden_size)] and 0 < masked < real_tokens
 
@@ -168,7 +167,7 @@ def test_mntp_loss_falls_on_the_tiny_backbone(real_tokenizer, tmp_path):
     def fixed_mask_loss():
         torch.manual_seed(123)  # the same masks before and after training
         with torch.no_grad():
-            return loss(batch).item()
+            return loss(batch).loss.item()
 
     model.eval()
     before = fixed_mask_loss()

@@ -3,6 +3,7 @@ stale files from an earlier save, staging left by a crash, a checkpoint replaced
 checkpoint without optimizer state, targets replaced mid-crash, two runs in one folder, and weights
 poisoned by an overflowing gradient under a finite loss."""
 
+import dataclasses
 import functools
 import json
 import os
@@ -174,8 +175,8 @@ def test_plain_text_losses_stop_on_a_non_finite_loss(tiny_model, tmp_path, monke
 
     def nan_on_third_call(features):
         calls.append(1)
-        value = real(features)
-        return value * float("nan") if len(calls) == 3 else value
+        result = real(features)
+        return dataclasses.replace(result, loss=result.loss * float("nan")) if len(calls) == 3 else result
 
     monkeypatch.setattr(trainer.loss, "forward", nan_on_third_call)
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 3"):

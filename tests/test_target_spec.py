@@ -149,3 +149,19 @@ def test_cli_reuses_only_targets_of_the_same_spec(tiny_backbone_dir, tmp_path, c
     with pytest.raises(ValueError, match=r"notes holds files this run did not write \(todo.txt\)"):
         cli(argv[:-1] + [str(tmp_path / "notes")])
     assert (tmp_path / "notes" / "todo.txt").read_text() == "the user's"
+    with pytest.raises(ValueError, match="names prebuilt targets, but `targets build` builds them"):
+        cli(argv + ["--targets", str(tmp_path / "t")])
+
+
+def test_a_spec_names_what_is_built_not_which_encoder_object_built_it(tiny_model):
+    # `targets build` resolves data-driven specs from a tokenizer, training from the model: the same
+    # targets must get the same key, so either reuses the other's build.
+    corpus = datasets.Dataset.from_dict({"text": TEXTS})
+    from_model = TargetSpec.resolve("data", corpus, tiny_model, source="toy")
+    from_tokenizer = TargetSpec.resolve("data", corpus, tiny_model.tokenizer, source="toy",
+                                        max_length=tiny_model.config.max_length)
+    assert from_model.key() == from_tokenizer.key() and from_model.params["weighting"] == "uniform"
+    with pytest.raises(ValueError, match="data-driven targets from a tokenizer need max_length"):
+        TargetSpec.resolve("data", corpus, tiny_model.tokenizer, source="toy")
+    with pytest.raises(ValueError, match="model-derived targets need a Text2Token model"):
+        TargetSpec.resolve("model", corpus, tiny_model.tokenizer, source="toy")

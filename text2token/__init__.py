@@ -4,7 +4,7 @@ from transformers import AutoConfig, AutoModel
 
 from .adapters import LoraSettings
 from .configuration import PROMPT_EOL, Text2TokenConfig
-from .losses import LOSSES, MNTPLoss, SimCSELoss, TokenTargetKLLoss, TokenTargetLoss
+from .losses import LOSSES, LossOutput, MNTPLoss, SimCSELoss, TokenTargetKLLoss, TokenTargetLoss
 from ._version import __version__
 from .modeling import Text2TokenModel, Text2TokenOutput
 
@@ -19,6 +19,7 @@ Text2TokenModel.register_for_auto_class("AutoModel")
 __all__ = [
     "__version__",
     "LOSSES",
+    "LossOutput",
     "MNTPLoss",
     "PROMPT_EOL",
     "SimCSELoss",

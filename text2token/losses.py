@@ -1,8 +1,8 @@
 """Training objectives as loss modules handed to `Text2TokenTrainer`, as in sentence-transformers.
 
-Each loss holds the model and is called with the collated batch (`features`); it returns the scalar
-loss and leaves `components` (detached per-batch values the trainer averages into its logs) and
-`outputs` (the model output of its main pass) behind.
+Each loss holds the model and is called with the collated batch (`features`); it returns a
+`LossOutput`: the scalar loss, its `components` (detached per-batch values the trainer averages into
+its logs) and `outputs` (the model output of its main pass). Nothing is left on the module.
 
 - `TokenTargetLoss` ("token_targets", the paper's): `KL(q || softmax(W h))` with sparse targets.
 - `SimCSELoss` ("simcse"): unsupervised SimCSE with dropout noise added to the backbone.
@@ -15,7 +15,8 @@ methods, so that under DDP the trainer can hand them the wrapped model and gradi
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -64,8 +65,17 @@ def _unwrap(model: nn.Module) -> nn.Module:
         model = inner
 
 
+@dataclass
+class LossOutput:
+    """What a loss module returns for one batch."""
+
+    loss: torch.Tensor  # the scalar to minimise
+    components: dict[str, torch.Tensor] = field(default_factory=dict)  # detached, for the logs
+    outputs: Any = None  # the model output of the main pass (`Trainer.compute_loss(return_outputs=True)`)
+
+
 class Text2TokenLoss(nn.Module):
-    """Base of the loss modules: `forward(features) -> loss`, with `components` and `outputs` set."""
+    """Base of the loss modules: `forward(features) -> LossOutput`."""
 
     name: ClassVar[str] = ""
     needs_targets: ClassVar[bool] = False  # whether batches must carry target_ids / target_weights
@@ -73,8 +83,6 @@ class Text2TokenLoss(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.components: dict[str, torch.Tensor] = {}
-        self.outputs = None
 
     @property
     def encoder(self) -> nn.Module:
@@ -97,15 +105,13 @@ class TokenTargetLoss(Text2TokenLoss):
     name = "token_targets"
     needs_targets = True
 
-    def forward(self, features: dict) -> torch.Tensor:
+    def forward(self, features: dict) -> LossOutput:
         if "target_ids" not in features or "target_weights" not in features:
             raise ValueError("loss=token_targets needs target_ids and target_weights in every batch (a target "
                              "dataset); to train on plain text use loss=simcse or loss=mntp")
         outputs = self.model(**self._text_inputs(features), return_logits=True)
         loss = token_target_kl(outputs.logits, features["target_ids"], features["target_weights"])
-        self.outputs = outputs
-        self.components = {"kl": loss.detach()}
-        return loss
+        return LossOutput(loss, {"kl": loss.detach()}, outputs)
 
 
 # LLM2Vec's SimCSE stage: `simcse_dropout: 0.3`, passed as `attention_dropout`, in every published
@@ -151,7 +157,7 @@ class SimCSELoss(Text2TokenLoss):
     def remove_noise(self) -> None:
         self.noise.remove()
 
-    def forward(self, features: dict) -> torch.Tensor:
+    def forward(self, features: dict) -> LossOutput:
         inputs = self._text_inputs(features)
         outputs = self.model(**{k: torch.cat([v, v]) for k, v in inputs.items()}, return_logits=False)
         view_a, view_b = outputs.embeddings.chunk(2)
@@ -161,11 +167,9 @@ class SimCSELoss(Text2TokenLoss):
             similarity = a @ b.T
             n = len(similarity)
             off_diagonal = (similarity.sum() - similarity.diagonal().sum()) / max(n * (n - 1), 1)
-        self.outputs = outputs
         # positive_cosine near 1.0 with a loss near 0 means the views no longer differ (collapse).
-        self.components = {"contrastive": loss.detach(), "positive_cosine": similarity.diagonal().mean(),
-                           "negative_cosine": off_diagonal}
-        return loss
+        return LossOutput(loss, {"contrastive": loss.detach(), "positive_cosine": similarity.diagonal().mean(),
+                                 "negative_cosine": off_diagonal}, outputs)
 
 
 # LLM2Vec's MNTP for Llama-architecture backbones: `mask_token_type: "blank"`, `mlm_probability: 0.2`,
@@ -234,7 +238,7 @@ class MNTPLoss(Text2TokenLoss):
         return cls(model, mask_probability=getattr(args, "mntp_probability", MNTP_PROBABILITY),
                    mask_token=getattr(args, "mntp_mask_token", MNTP_BLANK_TOKEN))
 
-    def forward(self, features: dict) -> torch.Tensor:
+    def forward(self, features: dict) -> LossOutput:
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         corrupted, chosen = mask_for_mntp(input_ids, attention_mask, probability=self.mask_probability,
                                           mask_id=self.mask_id, vocab_size=self.vocab_size,
@@ -244,18 +248,14 @@ class MNTPLoss(Text2TokenLoss):
         rows, positions = chosen.nonzero(as_tuple=True)
         if len(rows) == 0:  # nothing maskable in the batch (every text empty): a zero that keeps the graph
             loss = outputs.last_hidden_state.sum() * 0.0
-            self.components = {"mntp": loss.detach(), "masked_accuracy": loss.detach(),
-                               "masked_tokens": loss.detach()}
-            self.outputs = outputs
-            return loss
+            return LossOutput(loss, {"mntp": loss.detach(), "masked_accuracy": loss.detach(),
+                                     "masked_tokens": loss.detach()}, outputs)
         logits = self.encoder.project(outputs.last_hidden_state[rows, positions - 1])  # [masked, vocab]
         labels = input_ids[rows, positions]
         loss = F.cross_entropy(logits, labels)
-        self.outputs = outputs
-        self.components = {"mntp": loss.detach(),
-                           "masked_accuracy": (logits.detach().argmax(-1) == labels).float().mean(),
-                           "masked_tokens": torch.tensor(float(len(rows)), device=loss.device)}
-        return loss
+        return LossOutput(loss, {"mntp": loss.detach(),
+                                 "masked_accuracy": (logits.detach().argmax(-1) == labels).float().mean(),
+                                 "masked_tokens": torch.tensor(float(len(rows)), device=loss.device)}, outputs)
 
 
 LOSSES: dict[str, type[Text2TokenLoss]] = {cls.name: cls for cls in (TokenTargetLoss, SimCSELoss, MNTPLoss)}

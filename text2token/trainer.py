@@ -100,7 +100,8 @@ class Text2TokenTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.loss.model is not model:  # the wrapped (DDP, compiled) model, so gradients synchronise
             self.loss.model = model
-        loss = self.loss(inputs)
+        result = self.loss(inputs)
+        loss = result.loss
         non_finite = not bool(torch.isfinite(loss.detach()).all())
         if self.args.world_size > 1:
             # Every rank stops at the same step: one rank alone saving (a collective) and raising would
@@ -110,10 +111,10 @@ class Text2TokenTrainer(Trainer):
         if non_finite:
             self._stop_on_non_finite_loss(loss, inputs, bad_ranks if self.args.world_size > 1 else None)
         if model.training:
-            for name, value in self.loss.components.items():
+            for name, value in result.components.items():
                 self._loss_components[name] = self._loss_components.get(name, 0.0) + value.detach().float()
             self._loss_components["_batches"] = self._loss_components.get("_batches", 0) + 1
-        return (loss, self.loss.outputs) if return_outputs else loss
+        return (loss, result.outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # The loss module's components, averaged over the batches since the last training log.

@@ -49,8 +49,10 @@ def obtain(spec: TargetSpec, corpus: datasets.Dataset, encoder, cache: str | os.
     ready = ready_file(cache)
     if world_size() > 1 and not is_main_process() and spec.method == "data":
         return _wait_for_targets(cache, ready, spec.key())
-    if cache.exists() and (world_size() == 1 or _ready_key(ready) == spec.key()):
-        existing = _load_existing(cache)
+    # An empty folder is a fresh one (made for the targets); anything else must be a target dataset,
+    # checked by every rank before any writes (they read the same files, so all take the same branch).
+    existing = _load_existing(cache) if _holds_anything(cache) else None
+    if existing is not None and (world_size() == 1 or _ready_key(ready) == spec.key()):
         differing = spec.differences(stored_spec(read_info(existing)))
         if not differing:
             logger.info("Reusing the targets in %s (%d rows, spec %s)", cache, len(existing), spec.key())
@@ -84,6 +86,10 @@ def obtain(spec: TargetSpec, corpus: datasets.Dataset, encoder, cache: str | os.
 def _stopwords(spec: TargetSpec):
     """The stopwords to build with: as given to `TargetSpec.resolve`, else the list its params name."""
     return spec.stopwords if spec.stopwords is not None else spec.params["stopwords"]
+
+
+def _holds_anything(path: Path) -> bool:
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
 def _load_existing(cache: Path) -> datasets.Dataset:
