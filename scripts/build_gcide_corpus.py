@@ -232,7 +232,7 @@ def by_kind(rows: list[dict]) -> dict:
 
 
 def default_out() -> Path:
-    # The rule of text2token.backbones.cache_root, restated so the builder runs without the project installed.
+    # The rule of text2token.cache.cache_root, restated so the builder runs without the project installed.
     return Path(os.environ.get("TEXT2TOKEN_CACHE", Path.home() / ".cache" / "text2token")) / "corpora" / "gcide"
 
 
