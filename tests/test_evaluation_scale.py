@@ -127,3 +127,15 @@ def test_select_publishes_the_checkpoint_that_scores_best_on_the_development_tas
         select([str(run), "--task", "OfflineLeeSTS", "--quick", "12", "--output", str(tmp_path / "best")])
     with pytest.raises(FileNotFoundError, match="holds no checkpoint-N folder with a saved model"):
         select([str(tmp_path / "best"), "--task", "OfflineLeeSTS", "--output", str(tmp_path / "other")])
+
+
+def test_a_run_stores_its_inference_length_and_similarity_in_the_model_config(tiny_backbone_dir):
+    from text2token.arguments import ModelArguments
+    from text2token.factory import build_model
+
+    model = build_model(ModelArguments(backbone=str(tiny_backbone_dir), inference_max_length=1024, similarity="dot"))
+    assert (model.config.encode_length, model.config.similarity) == (1024, "dot")
+    default = build_model(ModelArguments(backbone=str(tiny_backbone_dir)))
+    assert (default.config.inference_max_length, default.config.similarity) == (None, "cosine")
+    with pytest.raises(ValueError, match=r"similarity='euclid': expected one of \('cosine', 'dot'\)"):
+        build_model(ModelArguments(backbone=str(tiny_backbone_dir), similarity="euclid"))

@@ -26,13 +26,24 @@ def test_gpu_smoke_dry_run_runs_every_step_on_the_cpu(tmp_path):
     venv = str(Path(sys.executable).parents[1])  # the environment running the tests: the dry run skips set-up
     env = {**os.environ, "GPU_SMOKE_OUT": str(tmp_path / "smoke"), "TEXT2TOKEN_VENV": venv, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(["bash", str(SCRIPT), "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)
+                         timeout=2400)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "==== gpu_smoke summary (DRY RUN on the CPU" in run.stdout
     rows = {row["step"]: row for row in (json.loads(line[6:]) for line in
                                          (tmp_path / "smoke" / "smoke.log").read_text().splitlines()
                                          if line.startswith("SMOKE "))}
-    assert rows["stage1"]["steps"] == 2 and rows["stage2"]["steps"] == 2
-    assert rows["encode"]["texts"] == 64 and rows["encode"]["texts_per_s"] > 0
+    assert rows["convert"]["wall_s"] >= 0
+    for stage in ("stage1", "stage2"):  # each phase timed apart, on texts that fill the training length
+        row = rows[stage]
+        assert row["steps"] == 2 and row["pooling"] == "last" and row["gradient_checkpointing"] is True
+        assert row["targets_s"] > 0 and row["train_s"] > 0 and row["save_s"] > 0
+        assert row["mean_input_tokens"] == row["max_length"] == 16
+    assert rows["stage1"]["target_pass_device"] is None and rows["stage2"]["target_pass_device"] == "cpu"
+    for length in (64, 128):  # the evaluation loader placed the model; texts fill each length (512, 1024 on a GPU)
+        row = rows[f"encode-{length}"]
+        assert row["texts"] == 2 and row["texts_per_s"] > 0 and row["device"] == "cpu"
+        assert row["mean_tokens"] == length and row["dtype"] == "bfloat16"
     assert rows["ddp"]["ddp_wrapped"] is True and rows["ddp"]["backend"] == "gloo" and rows["ddp"]["steps"] == 1
+    assert rows["ddp"]["world_size"] == 2
     assert (tmp_path / "smoke" / "stage2" / "model.safetensors").is_file()
+    assert "targets_s=" in run.stdout and "device=cpu" in run.stdout  # the summary prints phases and devices
