@@ -198,7 +198,7 @@ def load_encoder(model_name: str, revision: str | None = None, *, source: str, m
                  device: str | None = None, cache_dir: str | None = None, **kwargs) -> EmbedderEncoder:
     """The loader `ModelMeta.load_model` calls: the model at `source` behind mteb's encoder interface."""
     from ..modeling import Text2TokenModel
-    from .systems import Text2TokenEmbedder
+    from .embedder import Text2TokenEmbedder
 
     folder = Path(source) if Path(source).exists() else None
     if folder is None:
