@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..backbones import EMBEDDED_DEFAULT, resolve_backbone  # noqa: F401 (re-exported)
 from ..devices import AUTO_DTYPE, place_model
 from ..digests import weights_digest  # noqa: F401 (re-exported)
 from ..modeling import Text2TokenModel
-from .embedder import Text2TokenEmbedder
+from .embedder import Text2TokenEmbedder  # noqa: F401 (re-exported)
 
 BASELINES = ("untrained", "tfidf", "minilm")
 
