@@ -68,10 +68,10 @@ def test_an_interrupted_encoding_resumes_from_its_last_saved_window(tmp_path):
     first = _Counting()
     encoder = EmbedderEncoder(first, cache_dir=tmp_path, save_every=8, show_progress_bar=False)
 
-    def fail_after_two_windows(chunk_texts, batch_size):
+    def fail_after_two_windows(chunk_texts, batch_size, prompt_name=None):
         if first.seen >= 16:
             raise KeyboardInterrupt
-        return EmbedderEncoder._encode_batch(encoder, chunk_texts, batch_size)
+        return EmbedderEncoder._encode_batch(encoder, chunk_texts, batch_size, prompt_name)
 
     encoder._encode_batch = fail_after_two_windows
     with pytest.raises(KeyboardInterrupt):

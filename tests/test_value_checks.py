@@ -42,10 +42,10 @@ def test_an_empty_recipe_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("flags, named", [
-    (["--shard_size", "0"], r"--shard_size=0: must be an integer >= 1"),
-    (["--method", "model", "--temperature", "1e-50"], r"--temperature=1e-50: must be a finite number"),
-    (["--method", "model", "--temperature", "inf"], r"--temperature=inf: must be a finite number"),
-    (["--max_rows", "0"], r"--max_rows=0: must be an integer >= 1"),
+    (["--target_shard_size", "0"], r"target_shard_size=0: must be an integer >= 1"),
+    (["--target_method", "model", "--target_temperature", "1e-50"], r"target_temperature=1e-50: must be a finite number"),
+    (["--target_method", "model", "--target_temperature", "inf"], r"target_temperature=inf: must be a finite number"),
+    (["--max_train_samples", "0"], r"max_train_samples=0: must be an integer >= 1"),
 ])
 def test_a_bad_target_value_is_refused_before_anything_is_loaded(flags, named, tmp_path):
     from text2token.cli import main
