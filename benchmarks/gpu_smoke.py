@@ -86,7 +86,7 @@ def timed_phases(timings: dict):
     from text2token.commands import train as recipe
     from text2token.trainer import Text2TokenTrainer
 
-    originals = recipe.prepare_targets, Text2TokenTrainer.train, Text2TokenTrainer.save_model
+    originals = recipe.obtain, Text2TokenTrainer.train, Text2TokenTrainer.save_model
 
     def timer(key, fn):
         def wrapped(*a, **k):
@@ -99,13 +99,13 @@ def timed_phases(timings: dict):
                 timings[key] = round(timings.get(key, 0.0) + time.perf_counter() - started, 2)
         return wrapped
 
-    recipe.prepare_targets = timer("targets_s", originals[0])
+    recipe.obtain = timer("targets_s", originals[0])
     Text2TokenTrainer.train = timer("train_s", originals[1])
     Text2TokenTrainer.save_model = timer("save_s", originals[2])
     try:
         yield
     finally:
-        recipe.prepare_targets, Text2TokenTrainer.train, Text2TokenTrainer.save_model = originals
+        recipe.obtain, Text2TokenTrainer.train, Text2TokenTrainer.save_model = originals
 
 
 def train(args) -> None:

@@ -23,7 +23,9 @@ def launch_env(**extra: str) -> dict:
     processes, and a float that differs in its last bit flips near-tied tokens at temperature 1e-4.
     PYTHONPATH keeps conftest's network guard (sitecustomize) ahead of the repository."""
     python_path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MKL_CBWR": "COMPATIBLE",
+    # A launched command behaves as the user's: one-line errors, not conftest's raising mode.
+    user_env = {k: v for k, v in os.environ.items() if k != "TEXT2TOKEN_DEBUG"}
+    return {**user_env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MKL_CBWR": "COMPATIBLE",
             "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false",
             "TEXT2TOKEN_DDP_TIMEOUT": str(PROCESS_GROUP_TIMEOUT_S), "PYTHONPATH": python_path, **extra}
 

@@ -73,11 +73,11 @@ def test_two_target_builds_started_together_never_share_the_folder(tmp_path, tin
                                       stderr=subprocess.STDOUT, text=True) for _ in range(2)]
         outputs = [process.communicate(timeout=300)[0] for process in processes]
         codes = [process.returncode for process in processes]
-        wrote = [i for i, out in enumerate(outputs) if re.search(r"wrote \d+ rows", out)]
+        wrote = [i for i, out in enumerate(outputs) if re.search(r"Saved \d+ rows of data targets", out)]
         others = [i for i in range(2) if i not in wrote]
         assert len(wrote) == 1 and all("FileNotFoundError" not in out for out in outputs), outputs
         for i in others:  # refused while the other held the folder, or found the other's finished targets
             assert ("is in use by another run" in outputs[i] and codes[i] != 0) or \
-                   ("nothing to build" in outputs[i] and codes[i] == 0), outputs[i][-2000:]
+                   ("Reusing the targets" in outputs[i] and codes[i] == 0), outputs[i][-2000:]
         assert (tmp_path / "T" / "text2token_targets.json").is_file()
         shutil.rmtree(tmp_path / "T")  # next round: both must build again
