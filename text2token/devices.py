@@ -10,6 +10,7 @@ a million-text corpus pass on the CPU of a GPU node would silently take days.
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 
@@ -36,10 +37,8 @@ def visible_accelerator() -> str | None:
     return None
 
 
-def _cpu_asked(allow_cpu: bool) -> bool:
-    import os
-
-    return allow_cpu or os.environ.get(ALLOW_CPU_ENV, "").lower() in ("1", "true", "yes")
+def _cpu_asked_by_environment() -> bool:
+    return os.environ.get(ALLOW_CPU_ENV, "").lower() in ("1", "true", "yes")
 
 
 def process_device(*, allow_cpu: bool = False, purpose: str = "this model pass") -> torch.device:
@@ -52,7 +51,7 @@ def process_device(*, allow_cpu: bool = False, purpose: str = "this model pass")
 
     device = torch.device(PartialState().device)
     accelerator = visible_accelerator()
-    if device.type == "cpu" and accelerator is not None and not _cpu_asked(allow_cpu):
+    if device.type == "cpu" and accelerator is not None and not _cpu_asked_by_environment():
         raise ValueError(f"{purpose} would run on the CPU while {accelerator} is visible (accelerate's process state "
                          f"says cpu: a launch with --cpu or ACCELERATE_USE_CPU?). Ask for the CPU explicitly "
                          f"(--use_cpu / --cpu, or {ALLOW_CPU_ENV}=1) or launch on the accelerator")

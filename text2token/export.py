@@ -53,8 +53,8 @@ def export_sentence_transformers(model, out: str | os.PathLike, *, normalize: bo
     # non-empty one is refused as such; then the contract keeps it out of its own model's folder.
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not an empty folder: export writes a fresh one")
-    source = model if isinstance(model, (str, os.PathLike)) else getattr(model.config, "_name_or_path", None)
-    check_output_folder(out, option="output", inputs={"model": source})
+    model_source = model if isinstance(model, (str, os.PathLike)) else getattr(model.config, "_name_or_path", None)
+    check_output_folder(out, option="output", inputs={"model": model_source})
     source_folder = None
     if isinstance(model, (str, os.PathLike)):
         from .modeling import Text2TokenModel
