@@ -4,7 +4,7 @@ from transformers import AutoConfig, AutoModel
 
 from .adapters import LoraSettings
 from .configuration import PROMPT_EOL, Text2TokenConfig
-from .losses import LOSSES, LossOutput, MNTPLoss, SimCSELoss, TokenTargetKLLoss, TokenTargetLoss
+from .losses import LOSSES, LossOutput, MNTPLoss, SimCSELoss, TokenTargetLoss
 from ._version import __version__
 from .modeling import Text2TokenModel, Text2TokenOutput
 
@@ -27,6 +27,5 @@ __all__ = [
     "Text2TokenConfig",
     "Text2TokenModel",
     "Text2TokenOutput",
-    "TokenTargetKLLoss",
     "TokenTargetLoss",
 ]

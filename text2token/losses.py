@@ -42,13 +42,6 @@ def token_target_kl(logits: torch.Tensor, target_ids: torch.Tensor, target_weigh
     return per_text.mean()
 
 
-class TokenTargetKLLoss(nn.Module):
-    """`token_target_kl` on logits as a module (what `Text2TokenModel.forward` uses)."""
-
-    def forward(self, logits: torch.Tensor, target_ids: torch.Tensor, target_weights: torch.Tensor) -> torch.Tensor:
-        return token_target_kl(logits, target_ids, target_weights)
-
-
 def in_batch_contrastive(view_a: torch.Tensor, view_b: torch.Tensor, temperature: float) -> torch.Tensor:
     """Cross-entropy over cosine similarities / temperature: row i of `view_a` must pick row i of
     `view_b` among all rows of the batch (the other texts are the negatives)."""

@@ -22,7 +22,6 @@ from .adapters import LoraSettings, complete_lora_settings, has_lora, inject_lor
 from .adapters import merge_lora as merge_lora_weights
 from .attention import set_attention_mode, verify_attention_mode
 from .configuration import Text2TokenConfig
-from .losses import TokenTargetKLLoss
 from .model_files import check_model_folder
 from .pooling import pool, position_ids_from_mask
 from .sentence_transformers_compat import save_sentence_transformers_files
@@ -35,10 +34,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Text2TokenOutput(ModelOutput):
-    """loss: KL(q || p) when targets were given; embeddings: pooled `h` [B, hidden];
-    logits: `W h` [B, vocab] in fp32 (never [B, seq, vocab]); last_hidden_state when asked for."""
+    """embeddings: pooled `h` [B, hidden]; logits: `W h` [B, vocab] in fp32 (never [B, seq, vocab]);
+    last_hidden_state when asked for. The losses (`text2token.losses`) are computed from these."""
 
-    loss: torch.FloatTensor | None = None
     embeddings: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None  # [B, seq, hidden], on request (MNTP)
@@ -59,8 +57,8 @@ class Text2TokenPreTrainedModel(PreTrainedModel):
 
 
 class Text2TokenModel(Text2TokenPreTrainedModel):
-    """An encoder: backbone + pooling (`embed`) + frozen LM-head projection (`project`). `forward` also
-    returns the token-target KL when given targets; training objectives live in `text2token.losses`.
+    """An encoder: backbone + pooling (`embed`) + frozen LM-head projection (`project`). Training
+    objectives are loss modules of `text2token.losses` that call `forward`.
 
     Build one around a pretrained causal LM with `Text2TokenModel.from_backbone(...)`; reload a saved
     one with `from_pretrained` (or `AutoModel.from_pretrained` once `text2token` is imported).
@@ -76,7 +74,6 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         set_attention_mode(self.backbone, config.attention)
         if config.lora is not None and not has_lora(self.backbone):
             inject_lora(self.backbone, config.lora)
-        self.loss_fn = TokenTargetKLLoss()
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self.post_init()
 
@@ -231,25 +228,18 @@ class Text2TokenModel(Text2TokenPreTrainedModel):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        target_ids: torch.Tensor | None = None,
-        target_weights: torch.Tensor | None = None,
         return_logits: bool = True,
         return_hidden_states: bool = False,
         **kwargs,
     ) -> Text2TokenOutput:
-        """Embeddings (and logits) of a batch; the KL loss too when targets are given. Training runs its
-        loss through the loss modules of `text2token.losses`, which call this."""
+        """Embeddings (and logits) of a batch. Training computes its loss in the loss modules of
+        `text2token.losses`, which call this."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         hidden = self.hidden_states(input_ids, attention_mask)
         embeddings = pool(hidden, attention_mask, self.config.pooling)
-        logits = self.project(embeddings) if (return_logits or target_ids is not None) else None
-        loss = None
-        if target_ids is not None:
-            if target_weights is None:
-                raise ValueError("target_ids were given without target_weights")
-            loss = self.loss_fn(logits, target_ids, target_weights)
-        return Text2TokenOutput(loss=loss, embeddings=embeddings, logits=logits if return_logits else None,
+        logits = self.project(embeddings) if return_logits else None
+        return Text2TokenOutput(embeddings=embeddings, logits=logits,
                                 last_hidden_state=hidden if return_hidden_states else None)
 
     # ----------------------------------------------------------------- inference helpers

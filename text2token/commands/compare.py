@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..command_line import OneLineParser
@@ -28,8 +29,7 @@ from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..digests import weights_digest
 from ..evaluation.spread import seed_label, write_spread
 from .evaluate import evaluate
-from .pipeline import RECIPES, run_pipeline, run_stage
-from .pipeline import build_parser as pipeline_parser
+from .pipeline import RECIPES, PipelineOptions, run_pipeline, run_stage
 from .train import parse_args
 
 # Trained systems beside Text2Token's main recipe: SimCSE on the backbone as it is; LLM2Vec =
@@ -38,35 +38,51 @@ LEARNED_BASELINES = ("simcse", "llm2vec", "long")
 REFERENCE = "text2token-stage2"
 
 
+@dataclass
+class CompareOptions:
+    """What `text2token compare` runs; each field's default is the command line's."""
+
+    stage1: Path = RECIPES / "smollm2-135m" / "stage1.yaml"
+    stage2: Path = RECIPES / "smollm2-135m" / "stage2.yaml"
+    long_stage1: Path = RECIPES / "smollm2-135m" / "long-stage1.yaml"
+    long_stage2: Path = RECIPES / "smollm2-135m" / "long-stage2.yaml"
+    simcse: Path = RECIPES / "smollm2-135m" / "simcse.yaml"
+    llm2vec_mntp: Path = RECIPES / "smollm2-135m" / "llm2vec-mntp.yaml"
+    llm2vec_simcse: Path = RECIPES / "smollm2-135m" / "llm2vec-simcse.yaml"
+    learned: list[str] = field(default_factory=lambda: list(LEARNED_BASELINES))
+    seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
+    output_root: Path = Path("outputs/smollm2-135m")
+    steps: int | None = None  # max_steps of every training run
+    extra_args: str = ""  # `text2token train` flags added to every run, quoted
+    quick: int | None = None  # cap each task at N rows
+    spread_from: Path | None = None  # a several-seed run's seeds.json whose spreads single seeds borrow
+    max_length: int = DEFAULT_INFERENCE_LENGTH  # tokens per text for every system
+
+
 def build_parser() -> argparse.ArgumentParser:
-    recipes = RECIPES / "smollm2-135m"
     parser = OneLineParser(prog="text2token compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage1", type=Path, default=recipes / "stage1.yaml")
-    parser.add_argument("--stage2", type=Path, default=recipes / "stage2.yaml")
-    parser.add_argument("--long_stage1", type=Path, default=recipes / "long-stage1.yaml")
-    parser.add_argument("--long_stage2", type=Path, default=recipes / "long-stage2.yaml")
-    parser.add_argument("--simcse", type=Path, default=recipes / "simcse.yaml")
-    parser.add_argument("--llm2vec_mntp", type=Path, default=recipes / "llm2vec-mntp.yaml")
-    parser.add_argument("--llm2vec_simcse", type=Path, default=recipes / "llm2vec-simcse.yaml")
-    parser.add_argument("--learned", nargs="*", choices=LEARNED_BASELINES, default=list(LEARNED_BASELINES),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    for recipe in ("stage1", "stage2", "long_stage1", "long_stage2", "simcse", "llm2vec_mntp", "llm2vec_simcse"):
+        parser.add_argument(f"--{recipe}", type=Path)
+    parser.add_argument("--learned", nargs="*", choices=LEARNED_BASELINES,
                         help="trained systems beside Text2Token's main recipe (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44],
+    parser.add_argument("--seeds", nargs="+", type=int,
                         help="training seeds of every trained system (the table reports mean ± std over them)")
-    parser.add_argument("--output_root", type=Path, default=Path("outputs/smollm2-135m"))
-    parser.add_argument("--steps", type=int, default=None, help="max_steps of every training run")
-    parser.add_argument("--extra_args", default="", help="`text2token train` flags added to every run, quoted")
-    parser.add_argument("--quick", type=int, default=None, metavar="N", help="cap each task at N rows")
-    parser.add_argument("--spread_from", type=Path, default=None, metavar="SEEDS_JSON",
+    parser.add_argument("--output_root", type=Path)
+    parser.add_argument("--steps", type=int, help="max_steps of every training run")
+    parser.add_argument("--extra_args", help="`text2token train` flags added to every run, quoted")
+    parser.add_argument("--quick", type=int, metavar="N", help="cap each task at N rows")
+    parser.add_argument("--spread_from", type=Path, metavar="SEEDS_JSON",
                         help="a seeds.json of an earlier several-seed compare (e.g. on a --quick cut): systems "
                              "scored with one seed here borrow its standard deviations, marked †")
-    parser.add_argument("--max_length", type=int, default=DEFAULT_INFERENCE_LENGTH,
+    parser.add_argument("--max_length", type=int,
                         help="tokens per text for every system (the table states it in max_tokens)")
+    parser.set_defaults(**asdict(CompareOptions()))
     return parser
 
 
 def main(argv: list[str] | None = None):
-    return compare(build_parser().parse_args(argv))
+    return compare(CompareOptions(**vars(build_parser().parse_args(argv))))
 
 
 def seed_root(output_root: Path, seed: int, recipe_seed: int) -> Path:
@@ -74,16 +90,15 @@ def seed_root(output_root: Path, seed: int, recipe_seed: int) -> Path:
     return output_root if seed == recipe_seed else output_root / f"seed-{seed}"
 
 
-def train_seed(args: argparse.Namespace, seed: int, root: Path) -> tuple[dict, dict]:
+def train_seed(args: CompareOptions, seed: int, root: Path) -> tuple[dict, dict]:
     """Train (or reuse) every system of one seed under `root`: ({label: folder}, {label: train seconds})."""
     flags = [*args.extra_args.split(), "--seed", str(seed)]
     steps = {"max_steps": args.steps} if args.steps else {}
 
     def pipeline(stage1: Path, stage2: Path, output_root: Path) -> dict:
-        options = pipeline_parser().parse_args([])
-        options.__dict__.update(stage1=stage1, stage2=stage2, output_root=output_root, skip_eval=True,
-                                stage1_args=" ".join(flags), stage2_args=" ".join(flags), steps=args.steps)
-        return run_pipeline(options)
+        return run_pipeline(PipelineOptions(stage1=stage1, stage2=stage2, output_root=output_root, skip_eval=True,
+                                            stage1_args=" ".join(flags), stage2_args=" ".join(flags),
+                                            steps=args.steps))
 
     trained = pipeline(args.stage1, args.stage2, root)
     stage1, stage2 = trained["stage1"], trained["stage2"]
@@ -108,7 +123,7 @@ def train_seed(args: argparse.Namespace, seed: int, root: Path) -> tuple[dict, d
     return folders, seconds
 
 
-def compare(args: argparse.Namespace):
+def compare(args: CompareOptions):
     """Train (or reuse) every learned system for every seed, then score all of them on one table."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if len(set(args.seeds)) != len(args.seeds):

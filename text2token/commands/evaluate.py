@@ -61,19 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_tasks(args):
-    if args.benchmark:
+def resolve_tasks(benchmark: str | None = None, tasks: list[str] | None = None, quick: int | None = None):
+    """The mteb tasks to score: a named mteb benchmark, named tasks (offline ones from the frozen
+    snapshots, capped at `quick` rows), or the whole offline suite."""
+    if benchmark:
         import mteb
 
-        return list(mteb.get_benchmark(args.benchmark).tasks)
+        return list(mteb.get_benchmark(benchmark).tasks)
     from ..evaluation.offline_tasks import OFFLINE_TASKS, load_offline_tasks
 
     offline = {cls.metadata.name for cls in OFFLINE_TASKS}
-    if args.tasks and not set(args.tasks) <= offline:
+    if tasks and not set(tasks) <= offline:
         import mteb
 
-        return list(mteb.get_tasks(tasks=args.tasks))
-    return load_offline_tasks(args.tasks, max_rows=args.quick)
+        return list(mteb.get_tasks(tasks=tasks))
+    return load_offline_tasks(tasks, max_rows=quick)
 
 
 def results_folders(systems: dict, output_dir: str | Path) -> dict[str, Path]:
@@ -126,9 +128,8 @@ def evaluate(models: list[tuple[str | None, str]] = (), *, baselines=(), backbon
     extras = dict(extras or {})
     for label, system in systems.items():  # the length each system read, in the table itself
         extras.setdefault(label, {})["max_tokens"] = getattr(system, "max_length", None)
-    task_options = argparse.Namespace(benchmark=benchmark, tasks=tasks, quick=quick)
     results = run_offline_suite(systems, output_dir, cache_dir=cache_dir or str(cache_root() / "embeddings"),
-                                tasks=resolve_tasks(task_options), extras=extras, batch_size=batch_size)
+                                tasks=resolve_tasks(benchmark, tasks, quick), extras=extras, batch_size=batch_size)
     table = summarize(results)
     if not is_main_process():
         return table

@@ -18,6 +18,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..command_line import OneLineParser
@@ -93,33 +94,49 @@ def run_stage(config: Path, flags: list[str] = (), overrides: dict | None = None
     return {"output_dir": str(output_dir), "backbone": model_args.backbone, **json.loads(marker.read_text())}
 
 
+@dataclass
+class PipelineOptions:
+    """What `text2token pipeline` runs; each field's default is the command line's."""
+
+    stage1: Path = RECIPES / "smollm2-135m" / "stage1.yaml"
+    stage2: Path = RECIPES / "smollm2-135m" / "stage2.yaml"
+    output_root: Path | None = None  # stage1/ and stage2/ here instead of the YAMLs' output_dir
+    steps: int | None = None  # max_steps of each stage (overrides the YAMLs)
+    stage1_args: str = ""  # extra `text2token train` flags for stage 1, quoted
+    stage2_args: str = ""
+    skip_eval: bool = False
+    eval_quick: int = 100  # cap each offline task at N rows in the closing table (0: the full suite)
+    eval_stage1: bool = False
+    eval_max_length: int | None = None  # None: the stage-2 model's inference length (config.encode_length)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="text2token pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage1", type=Path, default=RECIPES / "smollm2-135m" / "stage1.yaml")
-    parser.add_argument("--stage2", type=Path, default=RECIPES / "smollm2-135m" / "stage2.yaml")
-    parser.add_argument("--output_root", type=Path, default=None,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage1", type=Path)
+    parser.add_argument("--stage2", type=Path)
+    parser.add_argument("--output_root", type=Path,
                         help="put stage1/ and stage2/ here instead of the YAMLs' output_dir")
-    parser.add_argument("--steps", type=int, default=None, help="max_steps of each stage (overrides the YAMLs)")
-    parser.add_argument("--stage1_args", default="", help="extra `text2token train` flags for stage 1, quoted")
-    parser.add_argument("--stage2_args", default="", help="extra `text2token train` flags for stage 2, quoted")
+    parser.add_argument("--steps", type=int, help="max_steps of each stage (overrides the YAMLs)")
+    parser.add_argument("--stage1_args", help="extra `text2token train` flags for stage 1, quoted")
+    parser.add_argument("--stage2_args", help="extra `text2token train` flags for stage 2, quoted")
     parser.add_argument("--skip_eval", action="store_true", help="stop after training")
-    parser.add_argument("--eval_quick", type=int, default=100, metavar="N",
+    parser.add_argument("--eval_quick", type=int, metavar="N",
                         help="cap each offline task at N rows in the closing table (0: the full suite)")
     parser.add_argument("--eval_stage1", action="store_true", help="also score the stage-1 model")
-    parser.add_argument("--eval_max_length", type=int, default=None,
+    parser.add_argument("--eval_max_length", type=int,
                         help="tokens per text for every system of the closing table (default: the stage-2 "
                              "model's inference length, config.encode_length)")
+    parser.set_defaults(**asdict(PipelineOptions()))
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return run_pipeline(build_parser().parse_args(argv))
+    return run_pipeline(PipelineOptions(**vars(build_parser().parse_args(argv))))
 
 
-def run_pipeline(args: argparse.Namespace) -> dict:
-    """Both stages, then the closing table and report.md (see the module docstring); `args` as
-    `build_parser()` makes them."""
+def run_pipeline(args: PipelineOptions) -> dict:
+    """Both stages, then the closing table and report.md (see the module docstring)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     join_process_group()  # under accelerate launch: before a stage is skipped or run, every rank joins
     common = {"max_steps": args.steps} if args.steps else {}
@@ -146,7 +163,7 @@ def run_pipeline(args: argparse.Namespace) -> dict:
     # The table to the trackers of stage 2's report_to, then report.md beside the stage folders.
     root = Path(stage2["output_dir"]).parent
     summary["report"] = str(pipeline_report(root, {"stage1": stage1, "stage2": stage2}, table=summary.get("table"),
-                                            settings=vars(args), table_png=root / "eval" / "summary.png"))
+                                            settings=asdict(args), table_png=root / "eval" / "summary.png"))
     logger.info("Pipeline done in %.0f s", summary["pipeline_wall_s"])
     return summary
 
@@ -175,7 +192,7 @@ def write_final_card(stage_dir: str, table, quick: int | None) -> None:
         logger.info("Wrote the closing table's scores into %s", path)
 
 
-def evaluate_stages(stage1: dict, stage2: dict, args: argparse.Namespace):
+def evaluate_stages(stage1: dict, stage2: dict, args: PipelineOptions):
     """Score the final model beside the untrained backbone stage 1 started from (and stage 1 on request)."""
     train_s = {"text2token-stage1": stage1["train_runtime_s"],
                "text2token-stage2": stage1["train_runtime_s"] + stage2["train_runtime_s"]}

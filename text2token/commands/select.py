@@ -13,14 +13,15 @@ import argparse
 import json
 import logging
 
+from ..command_line import OneLineParser
 from ..devices import AUTO_DTYPE
 from ..distributed import is_main_process, join_process_group
 from ..evaluation.selection import select_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="text2token select", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="text2token select", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a training run's output folder, holding checkpoint-N folders")
     parser.add_argument("--task", required=True,
                         help="the development task: an offline task (e.g. OfflineLeeSTS) or an mteb task (SciFact, "
