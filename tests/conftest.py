@@ -65,5 +65,5 @@ pytest_plugins = ["model_fixtures"]
 def _commands_raise_their_errors(monkeypatch):
     """In-process command calls raise the library's own exceptions, which tests match by type and text;
     the one line and exit status 2 a user sees instead are tested through the entry point
-    (tests/test_cli_errors.py, whose subprocesses run without this variable)."""
+    (tests/test_command_line.py, whose subprocesses run without this variable)."""
     monkeypatch.setenv("TEXT2TOKEN_DEBUG", "1")

@@ -1,4 +1,4 @@
-"""Launched by tests/test_multiprocess.py: runs recipes/train.py with the token-target loss turned NaN
+"""Launched by tests/integration/test_multiprocess.py: runs recipes/train.py with the token-target loss turned NaN
 on one rank only (T2T_TEST_NAN_RANK) from its T2T_TEST_NAN_AT-th training batch on, writing the time of
 the first NaN to T2T_TEST_NAN_MARK. A test-only wrapper: nothing in text2token reads these variables."""
 

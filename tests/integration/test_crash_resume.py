@@ -23,11 +23,10 @@ from safetensors.torch import load_file
 
 from text2token.targets import load_targets
 
-from launch_helpers import launch_env
+from launch_helpers import ROOT, launch_env
 from model_fixtures import SENTENCES
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 SEED = int(os.environ.get("TEXT2TOKEN_CRASH_SEED") or random.SystemRandom().randrange(2**31))
 RNG = random.Random(SEED)
 ENV = launch_env()

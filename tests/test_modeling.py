@@ -66,7 +66,7 @@ def test_encode_normalize_and_tensor_output(tiny_model):
 
 
 def test_encode_rejects_non_strings(tiny_model):
-    # A single string is sentence-transformers' one-vector call (issue 23, tests/test_encode_api.py).
+    # A single string is sentence-transformers' one-vector call (issue 23, tests/test_modeling_encode.py).
     with pytest.raises(TypeError, match="single str"):
         tiny_model.explain("just one text")
     with pytest.raises(TypeError, match=r"texts\[1\] is int"):

@@ -30,7 +30,7 @@ from text2token.trainer import Text2TokenTrainer
 import paper_tokenizers
 from model_fixtures import load_recipe_script
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STAGE1_TEXTS, STAGE2_TEXTS = 24, 16
 STAGE1_STEPS, STAGE2_STEPS = 2, 3
 RUNS = {  # recipe folder, tokenizer, architecture

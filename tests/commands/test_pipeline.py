@@ -7,7 +7,7 @@ import pytest
 
 from model_fixtures import SENTENCES, load_recipe_script
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from text2token.arguments import (DataArguments, ModelArguments, Text2TokenTrain
 from text2token.digests import weights_digest
 from model_fixtures import SENTENCES, load_recipe_script
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE_TYPES = (ModelArguments, DataArguments, Text2TokenTrainingArguments)
 TRAINING_RECIPES = sorted(p for p in (ROOT / "recipes").glob("*/*.yaml") if p.parent.name != "accelerate_configs")
 

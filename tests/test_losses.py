@@ -1,14 +1,17 @@
-"""The objectives as loss modules: SimCSE with dropout noise, MNTP, the registry and the trainer's logs."""
+"""The objectives as loss modules: SimCSE with dropout noise, MNTP, the registry and the trainer's logs;
+the token-target KL and the in-batch contrastive loss against hand computations."""
 
 import copy
 
 import datasets
 import pytest
 import torch
+import torch.nn.functional as F
 
 from text2token import Text2TokenModel
 from text2token.arguments import DataArguments, ModelArguments, Text2TokenTrainingArguments, parse_recipe_args
-from text2token.losses import LOSSES, MNTPLoss, SimCSELoss, TokenTargetLoss, build_loss, mask_for_mntp
+from text2token.losses import (LOSSES, MNTPLoss, SimCSELoss, TokenTargetLoss, build_loss, mask_for_mntp,
+                               token_target_kl)
 from text2token.targets import build_data_driven_targets
 from text2token.trainer import Text2TokenTrainer
 
@@ -225,3 +228,41 @@ def test_token_targets_on_plain_text_are_refused_by_name(real_tokenizer):
     model = _model(real_tokenizer)
     with pytest.raises(ValueError, match="loss=token_targets needs target_ids and target_weights"):
         TokenTargetLoss(model)(_batch(model))
+
+
+# ----------------------------------------------------------------------------------------------- hand-computed losses
+def test_loss_equals_hand_computed_kl():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 10)
+    ids = torch.tensor([[1, 4, 7], [2, 0, 0]])
+    weights = torch.tensor([[0.5, 0.3, 0.2], [1.0, 0.0, 0.0]])
+    p = logits.softmax(-1)
+    by_hand = ((0.5 * torch.log(0.5 / p[0, 1]) + 0.3 * torch.log(0.3 / p[0, 4]) + 0.2 * torch.log(0.2 / p[0, 7]))
+               + torch.log(1.0 / p[1, 2])) / 2
+    loss = token_target_kl(logits, ids, weights)
+    torch.testing.assert_close(loss, by_hand)
+    dense_q = torch.zeros(2, 10).scatter_add_(1, ids, weights)
+    torch.testing.assert_close(loss, F.kl_div(logits.log_softmax(-1), dense_q, reduction="batchmean"))
+
+
+def test_loss_is_zero_when_prediction_matches_target():
+    logits = torch.full((1, 5), -1e4)
+    logits[0, 3] = 1e4
+    assert token_target_kl(logits, torch.tensor([[3]]), torch.tensor([[1.0]])).item() == 0.0
+
+
+def test_loss_runs_in_fp32_for_half_logits():
+    logits = torch.randn(2, 10).to(torch.bfloat16)
+    loss = token_target_kl(logits, torch.tensor([[1], [2]]), torch.tensor([[1.0], [1.0]]))
+    assert loss.dtype == torch.float32
+
+
+def test_simcse_loss_is_cross_entropy_over_scaled_cosines():
+    from text2token.losses import in_batch_contrastive
+
+    torch.manual_seed(0)
+    a, b = torch.randn(3, 8), torch.randn(3, 8)
+    sims = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / 0.05
+    by_hand = -torch.stack([sims[i].log_softmax(-1)[i] for i in range(3)]).mean()
+    torch.testing.assert_close(in_batch_contrastive(a, b, 0.05), by_hand)
+    assert in_batch_contrastive(a, a, 0.05).item() < in_batch_contrastive(a, b, 0.05).item()
