@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from text2token.backbones import EMBEDDED_DEFAULT
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGE1, STAGE2 = ROOT / "recipes/smollm2-135m/stage1.yaml", ROOT / "recipes/smollm2-135m/stage2.yaml"
 
@@ -109,15 +111,15 @@ def timed_phases(timings: dict):
 
 
 def train(args) -> None:
-    """Stage 1 then stage 2 of the embedded default through `text2token train`, bf16, last pooling with
-    gradient checkpointing, on texts that fill `max_length` tokens; each phase timed."""
+    """Stage 1 then stage 2 of the backbone (the embedded default) through `text2token train`, bf16, last
+    pooling with gradient checkpointing, on texts that fill `max_length` tokens; each phase timed."""
     from transformers import AutoTokenizer
 
-    from text2token.backbones import EMBEDDED_DEFAULT, resolve_backbone
+    from text2token.backbones import resolve_backbone
     from text2token.commands import train as recipe
 
     started = time.perf_counter()
-    backbone = resolve_backbone(EMBEDDED_DEFAULT)  # converts the embedded GGUF on first use, else the cache
+    backbone = resolve_backbone(args.backbone)  # the embedded GGUF is converted on first use, else the cache
     report("convert", wall_s=round(time.perf_counter() - started, 2), backbone=str(backbone))
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     texts = long_texts(args.batch * args.steps, args.max_length, tokenizer)
@@ -131,7 +133,7 @@ def train(args) -> None:
               "--corpus", str(corpus), "--max_train_samples", str(len(texts))]
     if args.cpu:
         common += ["--use_cpu", "true"]
-    stages = {"stage1": ["--config", str(STAGE1), "--output_dir", str(args.out / "stage1")],
+    stages = {"stage1": ["--config", str(STAGE1), "--output_dir", str(args.out / "stage1"), "--backbone", backbone],
               "stage2": ["--config", str(STAGE2), "--output_dir", str(args.out / "stage2"),
                          "--backbone", str(args.out / "stage1")]}
     devices = DeviceLog()
@@ -195,7 +197,7 @@ def ddp(args) -> None:
     from text2token.targets import build_data_driven_targets
     from text2token.trainer import Text2TokenTrainer
 
-    model_args = ModelArguments(max_length=args.max_length, dtype="bfloat16", pooling="last")
+    model_args = ModelArguments(backbone=args.backbone, max_length=args.max_length, dtype="bfloat16", pooling="last")
     model = build_model(model_args)
     corpus = datasets.Dataset.from_dict({"text": long_texts(args.batch * 2, args.max_length, model.tokenizer)})
     targets = build_data_driven_targets(corpus, model.tokenizer, corpus="wordnet-glosses",
@@ -223,6 +225,8 @@ def main() -> None:
                         help="train | encode | ddp; several run in order in one process (imports paid once)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cpu", action="store_true", help="run on the CPU (the dry run)")
+    parser.add_argument("--backbone", default=EMBEDDED_DEFAULT,
+                        help="the causal LM both stages start from (default: the embedded default)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--max_length", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)

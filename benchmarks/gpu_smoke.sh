@@ -15,7 +15,8 @@
 #   bash benchmarks/gpu_smoke.sh --dry-run    # the same steps on the CPU at tiny sizes (or GPU_SMOKE_DRY_RUN=1)
 #
 # Environment: TORCH_SPEC (default torch==2.13.0: PyPI's Linux wheel is the CUDA build), GPU_SMOKE_VENV
-# (default .venv-gpu; the dry run uses TEXT2TOKEN_VENV or .venv), GPU_SMOKE_OUT (default outputs/gpu_smoke).
+# (default .venv-gpu; the dry run uses TEXT2TOKEN_VENV or .venv), GPU_SMOKE_OUT (default outputs/gpu_smoke),
+# GPU_SMOKE_BACKBONE (default the embedded default; the test suite's dry run passes a tiny random model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,13 +74,17 @@ if [ "$dry" != 1 ]; then
 assert torch.cuda.is_available(), 'torch sees no CUDA device (is TORCH_SPEC a CUDA build?)'
 print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name(0))"
 fi
+backbone=()
+if [ -n "${GPU_SMOKE_BACKBONE:-}" ]; then
+    backbone=(--backbone "$GPU_SMOKE_BACKBONE")
+fi
 step train+encode "$limit" "$py" benchmarks/gpu_smoke.py train encode --out "$out" "${sizes[@]}" "${train_sizes[@]}" \
-    "${encode_sizes[@]}"
+    "${encode_sizes[@]}" "${backbone[@]}"
 if [ -z "$ranks" ]; then
     ranks=$("$py" -c "import torch; print(max(1, torch.cuda.device_count()))")
 fi
 step ddp "$limit" "$py" -m torch.distributed.run --standalone --nproc_per_node "$ranks" benchmarks/gpu_smoke.py ddp \
-    --out "$out" "${sizes[@]}"
+    --out "$out" "${sizes[@]}" "${backbone[@]}"
 
 "$py" - "$log" "$mode" "$((SECONDS - started))" <<'EOF'
 import json, sys

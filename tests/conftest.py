@@ -4,6 +4,12 @@ import shutil
 import tempfile
 
 import pytest
+import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several workers share the cores: one thread each (and in what they launch), not one per core each.
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 try:  # tests/ is on sys.path when it is not a package (pytest's default "prepend" import mode)
     from hub_server import LoopbackHub, NetworkGuard, configure_environment, disable_dataset_viewer

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -26,6 +27,8 @@ from pathlib import Path
 MISTRAL, LLAMA3 = "mistral-7b-instruct-v0.2", "llama-3-8b-instruct"
 _MISTRAL_PIECE = "mistral_common/data/tokenizer.model.v1"
 _LLAMA3_GGUF = "vendor/llama.cpp/models/ggml-vocab-llama-bpe.gguf"
+# Pinned: a later release could move or change the files (the checks below would then say so).
+PINS = {"mistral-common": "1.13.1", "llama-cpp-python": "0.3.36"}
 HELLO = "Hello world 42"
 
 
@@ -38,7 +41,8 @@ def _pip_download(package: str, into: Path, *, source: bool) -> Path:
     the test set-up's, not the code under test's)."""
     env = {k: v for k, v in os.environ.items() if k not in ("TEXT2TOKEN_NETWORK_GUARD_LOG", "PYTHONPATH")}
     kind = ["--no-binary", package] if source else ["--only-binary", ":all:"]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *kind, package, "-d", str(into)],
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *kind, f"{package}=={PINS[package]}",
+                    "-d", str(into)],
                    check=True, env=env, capture_output=True, timeout=600)
     (found,) = [p for p in into.iterdir() if p.name.startswith(package.replace("-", "_"))]
     return found
@@ -109,7 +113,12 @@ def llama3_tokenizer_dir() -> Path:
 def _save(tokenizer, folder: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=_parent(folder)))
     tokenizer.save_pretrained(staging)
-    os.replace(staging, folder)  # another test session may be fetching too: the folder appears whole
+    try:
+        os.replace(staging, folder)  # another test session may be fetching too: the folder appears whole
+    except OSError:  # it put its whole folder there first
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (folder / "tokenizer_config.json").is_file():
+            raise
 
 
 def _parent(folder: Path) -> Path:

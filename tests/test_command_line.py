@@ -1,5 +1,7 @@
-"""Every user mistake through the installed `text2token` entry point: one line naming the thing, exit
-status 2, no traceback; no abbreviated option starts a run; `--version` (issue 23)."""
+"""Every user mistake answered as a user sees it: one line naming the thing, exit status 2, no traceback;
+no abbreviated option starts a run; `--version` (issue 23). The mistakes run through `cli.main` in this
+process (the console script's own function, without the tests' raising mode); the installed entry point
+itself is run as a subprocess for `--version` and one mistake (each launch costs an import of torch)."""
 
 import os
 import subprocess
@@ -15,7 +17,7 @@ ENTRY_POINT = Path(sys.executable).parent / "text2token"
 RECIPE = str(ROOT / "recipes" / "smollm2-135m" / "stage1.yaml")
 
 
-def _run(*argv, cwd):
+def _launch(*argv, cwd):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.pop("TEXT2TOKEN_DEBUG", None)
     command = [str(ENTRY_POINT)] if ENTRY_POINT.is_file() else [sys.executable, "-m", "text2token.cli"]
@@ -51,10 +53,23 @@ MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("case", list(MISTAKES))
-def test_a_mistake_is_one_line_and_status_2(case, workdir):
-    argv, named = MISTAKES[case]
-    done = _run(*argv, cwd=workdir)
+def _run(*argv, cwd, monkeypatch, capsys) -> subprocess.CompletedProcess:
+    """`text2token ARGV` through the console script's function, as a user runs it: (status, stdout, stderr)."""
+    from text2token.cli import main
+
+    monkeypatch.delenv("TEXT2TOKEN_DEBUG", raising=False)
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out, err)
+
+
+def _check_one_line_error(done, named, workdir):
     assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
     assert "Traceback" not in done.stderr + done.stdout
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
@@ -63,18 +78,26 @@ def test_a_mistake_is_one_line_and_status_2(case, workdir):
     assert (workdir / "full" / "keep.txt").read_text() == "mine"
 
 
-def test_version(workdir):
-    done = _run("--version", cwd=workdir)
+@pytest.mark.parametrize("case", list(MISTAKES))
+def test_a_mistake_is_one_line_and_status_2(case, workdir, monkeypatch, capsys):
+    argv, named = MISTAKES[case]
+    _check_one_line_error(_run(*argv, cwd=workdir, monkeypatch=monkeypatch, capsys=capsys), named, workdir)
+
+
+def test_the_installed_entry_point_answers_a_mistake_and_its_version(workdir):
+    argv, named = MISTAKES["train: missing model path"]
+    _check_one_line_error(_launch(*argv, cwd=workdir), named, workdir)
+    done = _launch("--version", cwd=workdir)
     assert done.returncode == 0 and done.stdout.strip() == f"text2token {text2token.__version__}"
 
 
-def test_train_help_shows_the_recipe_first_and_everything_behind_help_all(workdir):
-    short = _run("train", "--help", cwd=workdir)
+def test_train_help_shows_the_recipe_first_and_everything_behind_help_all(workdir, monkeypatch, capsys):
+    short = _run("train", "--help", cwd=workdir, monkeypatch=monkeypatch, capsys=capsys)
     assert short.returncode == 0 and short.stdout.startswith("usage: text2token train --config YAML")
     lines = short.stdout.splitlines()
     config_line = next(i for i, line in enumerate(lines) if line.strip().startswith("--config"))
     assert config_line < next(i for i, line in enumerate(lines) if "--backbone" in line) < \
         next(i for i, line in enumerate(lines) if "--learning_rate" in line)
     assert "--help-all" in short.stdout and "--fsdp_config" not in short.stdout and len(lines) < 250
-    full = _run("train", "--help-all", cwd=workdir)
+    full = _run("train", "--help-all", cwd=workdir, monkeypatch=monkeypatch, capsys=capsys)
     assert full.returncode == 0 and "--fsdp_config" in full.stdout and "--config" in full.stdout

@@ -1,5 +1,6 @@
 """benchmarks/gpu_smoke.sh: no GPU here, so its syntax is checked and its --dry-run (the same steps on the
-CPU at tiny sizes) is run end to end."""
+CPU at tiny sizes, from a tiny random backbone with the embedded default's tokenizer) is run end to end.
+The embedded default itself converts, trains and reloads in tests/test_backbones_embedded.py."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ def test_gpu_smoke_script_parses_and_refuses_unknown_arguments():
 
 
 @pytest.mark.slow
-def test_gpu_smoke_dry_run_runs_every_step_on_the_cpu(tmp_path):
+def test_gpu_smoke_dry_run_runs_every_step_on_the_cpu(tmp_path, tiny_backbone_dir):
     venv = str(Path(sys.executable).parents[1])  # the environment running the tests: the dry run skips set-up
-    env = {**os.environ, "GPU_SMOKE_OUT": str(tmp_path / "smoke"), "TEXT2TOKEN_VENV": venv, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "GPU_SMOKE_OUT": str(tmp_path / "smoke"), "TEXT2TOKEN_VENV": venv, "OMP_NUM_THREADS": "1",
+           "GPU_SMOKE_BACKBONE": str(tiny_backbone_dir)}
     run = subprocess.run(["bash", str(SCRIPT), "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=2400)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -32,7 +34,7 @@ def test_gpu_smoke_dry_run_runs_every_step_on_the_cpu(tmp_path):
     rows = {row["step"]: row for row in (json.loads(line[6:]) for line in
                                          (tmp_path / "smoke" / "smoke.log").read_text().splitlines()
                                          if line.startswith("SMOKE "))}
-    assert rows["convert"]["wall_s"] >= 0
+    assert rows["convert"]["wall_s"] >= 0 and rows["convert"]["backbone"] == str(tiny_backbone_dir)
     for stage in ("stage1", "stage2"):  # each phase timed apart, on texts that fill the training length
         row = rows[stage]
         assert row["steps"] == 2 and row["pooling"] == "last" and row["gradient_checkpointing"] is True
