@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from common import glosses  # benchmarks/common.py: the packaged glosses, read once
 
 from text2token.backbones import EMBEDDED_DEFAULT
 
@@ -48,16 +49,9 @@ def expected_device(args) -> str:
     return "cpu" if args.cpu else "cuda"
 
 
-def glosses(n: int) -> list[str]:
-    from text2token.corpora import load_corpus
-
-    texts = load_corpus("wordnet-glosses")["text"]
-    return [texts[i % len(texts)] for i in range(n)]
-
-
 def long_texts(n: int, min_tokens: int, tokenizer) -> list[str]:
     """`n` texts of at least `min_tokens` tokens each: consecutive glosses joined into one paragraph."""
-    pool, texts, at = glosses(50_000), [], 0
+    pool, texts, at = glosses(), [], 0
     while len(texts) < n:
         parts = []
         while len(tokenizer(" ".join(parts))["input_ids"]) < min_tokens:

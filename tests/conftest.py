@@ -1,6 +1,7 @@
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -31,6 +32,11 @@ os.environ["TEXT2TOKEN_NETWORK_GUARD_LOG"] = NETWORK_GUARD_LOG
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard_site"),
      *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+# An xdist worker was started with the guard its parent's environment turns on (guard_site): hand over to
+# this session's guard, whose refusals this process's tests check.
+_inherited_guard = sys.modules.get("text2token_test_network_guard")
+if _inherited_guard is not None:
+    _inherited_guard.NetworkGuard.active = False
 NetworkGuard.enable(log_path=NETWORK_GUARD_LOG)
 
 
