@@ -5,10 +5,11 @@ import sys
 import tempfile
 
 import pytest
-import torch
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Several workers share the cores: one thread each (and in what they launch), not one per core each.
+    import torch
+
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -70,13 +70,11 @@ def convert_embedded_default(cache_dir: Path | None = None) -> Path:
         plain.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / _COMPLETE_MARKER).write_text(json.dumps({"gguf": str(gguf), "sha256": digest}, indent=2))
-        if (target / _COMPLETE_MARKER).is_file():  # another process converted it meanwhile: keep theirs,
-            return target                          # which someone may be reading
-        if target.exists():  # an incomplete leftover of a crashed conversion
+        if target.exists() and not (target / _COMPLETE_MARKER).is_file():  # a crashed conversion's leftover
             shutil.rmtree(target)
         try:
             os.replace(staging, target)
-        except OSError:  # another process put its complete conversion there first
+        except OSError:  # another process put its complete conversion there meanwhile: keep theirs
             if not (target / _COMPLETE_MARKER).is_file():
                 raise
     finally:

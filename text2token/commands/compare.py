@@ -29,7 +29,7 @@ from ..configuration import DEFAULT_INFERENCE_LENGTH
 from ..digests import weights_digest
 from ..evaluation.spread import seed_label, write_spread
 from .evaluate import evaluate
-from .pipeline import RECIPES, PipelineOptions, run_pipeline, run_stage
+from .pipeline import MAIN_RECIPES, PipelineOptions, run_pipeline, run_stage
 from .train import parse_args
 
 # Trained systems beside Text2Token's main recipe: SimCSE on the backbone as it is; LLM2Vec =
@@ -42,13 +42,13 @@ REFERENCE = "text2token-stage2"
 class CompareOptions:
     """What `text2token compare` runs; each field's default is the command line's."""
 
-    stage1: Path = RECIPES / "smollm2-135m" / "stage1.yaml"
-    stage2: Path = RECIPES / "smollm2-135m" / "stage2.yaml"
-    long_stage1: Path = RECIPES / "smollm2-135m" / "long-stage1.yaml"
-    long_stage2: Path = RECIPES / "smollm2-135m" / "long-stage2.yaml"
-    simcse: Path = RECIPES / "smollm2-135m" / "simcse.yaml"
-    llm2vec_mntp: Path = RECIPES / "smollm2-135m" / "llm2vec-mntp.yaml"
-    llm2vec_simcse: Path = RECIPES / "smollm2-135m" / "llm2vec-simcse.yaml"
+    stage1: Path = MAIN_RECIPES / "stage1.yaml"
+    stage2: Path = MAIN_RECIPES / "stage2.yaml"
+    long_stage1: Path = MAIN_RECIPES / "long-stage1.yaml"
+    long_stage2: Path = MAIN_RECIPES / "long-stage2.yaml"
+    simcse: Path = MAIN_RECIPES / "simcse.yaml"
+    llm2vec_mntp: Path = MAIN_RECIPES / "llm2vec-mntp.yaml"
+    llm2vec_simcse: Path = MAIN_RECIPES / "llm2vec-simcse.yaml"
     learned: list[str] = field(default_factory=lambda: list(LEARNED_BASELINES))
     seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
     output_root: Path = Path("outputs/smollm2-135m")

@@ -35,6 +35,7 @@ from .train import COMPLETE_MARKER, output_folder_rules, parse_args, train
 logger = logging.getLogger("text2token.pipeline")
 # The recipes shipped beside the package in a source checkout (recipes/ is not installed with a wheel).
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+MAIN_RECIPES = RECIPES / "smollm2-135m"  # the main job's, on the embedded default
 
 
 def clear_stale_stage(output_dir: Path, marker_name: str, started_from: str) -> None:
@@ -98,8 +99,8 @@ def run_stage(config: Path, flags: list[str] = (), overrides: dict | None = None
 class PipelineOptions:
     """What `text2token pipeline` runs; each field's default is the command line's."""
 
-    stage1: Path = RECIPES / "smollm2-135m" / "stage1.yaml"
-    stage2: Path = RECIPES / "smollm2-135m" / "stage2.yaml"
+    stage1: Path = MAIN_RECIPES / "stage1.yaml"
+    stage2: Path = MAIN_RECIPES / "stage2.yaml"
     output_root: Path | None = None  # stage1/ and stage2/ here instead of the YAMLs' output_dir
     steps: int | None = None  # max_steps of each stage (overrides the YAMLs)
     stage1_args: str = ""  # extra `text2token train` flags for stage 1, quoted
